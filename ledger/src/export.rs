@@ -1,0 +1,260 @@
+//! The export: NDJSON, one JSON object a line (docs/FORMAT.md §4). A header line, then per
+//! app a line with its published keys followed by its events in order. Reading an export
+//! and verifying it needs no store.
+
+use std::io::{BufRead, Write};
+
+use serde_json::{json, Value};
+
+use crate::canonical::payload_digest;
+use crate::event::{Actor, Event, EventKind, KeyId, Subject};
+use crate::keys::PublicKey;
+use crate::ledger::ReadError;
+use crate::store::Store;
+use crate::time::Timestamp;
+use crate::verify::{ChainVerifier, Item, KeyPolicy, KeyRange, VerifyMode, VerifyReport};
+use crate::{codec, verify_store::CHUNK};
+
+/// The format name in the header line.
+pub const FORMAT: &str = "audit-ledger/export";
+/// The format version in the header line.
+pub const VERSION: u64 = 1;
+
+/// Errors writing or reading an export.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// Reading the store failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// Writing or reading the file failed.
+    #[error("export I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A line that is not what the format says.
+    #[error("export line {line}: {why}")]
+    Malformed {
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// One event as an export line.
+pub fn event_line(e: &Event) -> Value {
+    json!({
+        "type": "event",
+        "app": e.app,
+        "seq": e.seq,
+        "id": hex::encode(e.id),
+        "recorded_at_us": e.recorded_at.0,
+        "recorded_at": e.recorded_at.to_rfc3339(),
+        "actor": {"user_id": e.actor.user_id, "username": e.actor.username, "role": e.actor.role},
+        "idempotency_key": e.idempotency_key,
+        "reason": e.reason,
+        "kind": e.kind.name(),
+        "subject": e.subject.as_ref().map(|s| json!({"class": s.class, "object_id": s.object_id})),
+        "payload": e.payload.as_ref().map(|p| String::from_utf8_lossy(p).into_owned()),
+        "payload_digest": hex::encode(e.payload_digest),
+        "prev_hash": hex::encode(e.prev_hash),
+        "key_id": e.key_id.to_string(),
+        "hash": hex::encode(e.hash),
+        "signature": hex::encode(e.signature),
+    })
+}
+
+/// The line introducing an app's section: its keys as the chain declares them.
+pub fn app_line(app: &str, events: u64, keys: &[KeyRange]) -> Value {
+    json!({
+        "type": "app",
+        "app": app,
+        "events": events,
+        "keys": keys.iter().map(|k| json!({
+            "key_id": k.key_id.to_string(),
+            "algorithm": "ed25519",
+            "public_key": k.public_key,
+            "from_seq": k.from_seq,
+            "to_seq": k.to_seq,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Writes the header and each (app, last seq, keys) section. Returns the events written.
+pub fn write(store: &dyn Store, sections: &[(String, u64, Vec<KeyRange>)], out: &mut dyn Write) -> Result<u64, ExportError> {
+    let mut out = std::io::BufWriter::new(out);
+    serde_json::to_writer(&mut out, &json!({"type": "export", "format": FORMAT, "version": VERSION, "apps": sections.iter().map(|s| &s.0).collect::<Vec<_>>()}))
+        .map_err(std::io::Error::from)?;
+    out.write_all(b"\n")?;
+    let mut n = 0;
+    for (app, last, keys) in sections {
+        serde_json::to_writer(&mut out, &app_line(app, *last, keys)).map_err(std::io::Error::from)?;
+        out.write_all(b"\n")?;
+        for r in store.scan(app, 1) {
+            let (seq, bytes) = r.map_err(ReadError::from)?;
+            if seq > *last {
+                break;
+            }
+            let e = codec::decode(&bytes).map_err(|detail| ReadError::Corrupt { app: app.clone(), seq, detail })?;
+            serde_json::to_writer(&mut out, &event_line(&e)).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
+            n += 1;
+        }
+    }
+    out.flush()?;
+    Ok(n)
+}
+
+fn hex_array<const N: usize>(v: &Value, field: &str) -> Result<[u8; N], String> {
+    let s = v.get(field).and_then(Value::as_str).ok_or_else(|| format!("{field:?} must be a string"))?;
+    let mut out = [0u8; N];
+    hex::decode_to_slice(s, &mut out).map_err(|_| format!("{field:?} must be {} hex digits", N * 2))?;
+    Ok(out)
+}
+
+fn opt_string(v: &Value, field: &str) -> Result<Option<String>, String> {
+    match v.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("{field:?} must be a string or null")),
+    }
+}
+
+fn string(v: &Value, field: &str) -> Result<String, String> {
+    opt_string(v, field)?.ok_or_else(|| format!("{field:?} is missing"))
+}
+
+/// Reads an event line back into an event.
+pub fn parse_event(v: &Value) -> Result<Event, String> {
+    let actor = v.get("actor").ok_or("\"actor\" is missing")?;
+    let kind_name = string(v, "kind")?;
+    let subject = match v.get("subject") {
+        None | Some(Value::Null) => None,
+        Some(s) => Some(Subject { class: string(s, "class")?, object_id: string(s, "object_id")? }),
+    };
+    let payload = opt_string(v, "payload")?.map(String::into_bytes);
+    let digest = hex_array::<32>(v, "payload_digest")?;
+    let id_bytes = hex_array::<16>(v, "id")?;
+    Ok(Event {
+        app: string(v, "app")?,
+        seq: v.get("seq").and_then(Value::as_u64).ok_or("\"seq\" must be a positive integer")?,
+        id: id_bytes,
+        recorded_at: Timestamp(v.get("recorded_at_us").and_then(Value::as_i64).ok_or("\"recorded_at_us\" must be an integer")?),
+        actor: Actor { user_id: string(actor, "user_id")?, username: string(actor, "username")?, role: string(actor, "role")? },
+        idempotency_key: opt_string(v, "idempotency_key")?,
+        reason: opt_string(v, "reason")?,
+        kind: EventKind::from_name(&kind_name).ok_or_else(|| format!("unknown kind {kind_name:?}"))?,
+        subject,
+        payload,
+        payload_digest: digest,
+        prev_hash: hex_array::<32>(v, "prev_hash")?,
+        key_id: KeyId(hex_array::<8>(v, "key_id")?),
+        hash: hex_array::<32>(v, "hash")?,
+        signature: hex_array::<64>(v, "signature")?,
+    })
+}
+
+fn parse_keys(v: &Value) -> Result<Vec<PublicKey>, String> {
+    let list = v.get("keys").and_then(Value::as_array).ok_or("\"keys\" must be an array")?;
+    list.iter()
+        .map(|k| {
+            let bytes = hex_array::<32>(k, "public_key")?;
+            let pk = PublicKey::from_bytes(bytes);
+            let id = string(k, "key_id")?;
+            if id != pk.key_id.to_string() {
+                return Err(format!("key_id {id} is not the id of its public key ({})", pk.key_id));
+            }
+            Ok(pk)
+        })
+        .collect()
+}
+
+/// Verifies every app section of an export. `trusted_genesis`, if given, pins the genesis
+/// keys. A malformed structure (no header, an event outside a section) is an error; a bad
+/// event is a failure in that app's report.
+pub fn verify_export(input: impl BufRead, mode: VerifyMode, trusted_genesis: Option<Vec<PublicKey>>) -> Result<Vec<VerifyReport>, ExportError> {
+    let mut reports = Vec::new();
+    let mut current: Option<ChainVerifier> = None;
+    let mut chunk: Vec<(u64, String)> = Vec::with_capacity(CHUNK);
+    let mut saw_header = false;
+
+    let flush = |verifier: &mut ChainVerifier, chunk: &mut Vec<(u64, String)>| {
+        let lines = std::mem::take(chunk);
+        let items: Vec<Item> = {
+            use rayon::prelude::*;
+            lines
+                .into_par_iter()
+                .map(|(n, line)| {
+                    let event = serde_json::from_str::<Value>(&line)
+                        .map_err(|e| format!("line {n}: not JSON: {e}"))
+                        .and_then(|v| parse_event(&v).map_err(|e| format!("line {n}: {e}")));
+                    Item { key: None, event }
+                })
+                .collect()
+        };
+        verifier.push(items);
+    };
+
+    for (i, line) in input.lines().enumerate() {
+        let n = i as u64 + 1;
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        // Event lines are the bulk: classify them without a full parse.
+        if line.starts_with("{\"type\":\"event\"") {
+            let Some(v) = current.as_mut() else {
+                return Err(ExportError::Malformed { line: n, why: "an event line before any app line".into() });
+            };
+            chunk.push((n, line));
+            if chunk.len() == CHUNK {
+                flush(v, &mut chunk);
+            }
+            continue;
+        }
+        let v: Value = serde_json::from_str(&line).map_err(|e| ExportError::Malformed { line: n, why: format!("not JSON: {e}") })?;
+        match v.get("type").and_then(Value::as_str) {
+            Some("export") => {
+                if v.get("format").and_then(Value::as_str) != Some(FORMAT) || v.get("version").and_then(Value::as_u64) != Some(VERSION) {
+                    return Err(ExportError::Malformed { line: n, why: format!("not an {FORMAT} version {VERSION} file") });
+                }
+                saw_header = true;
+            }
+            Some("app") => {
+                if !saw_header {
+                    return Err(ExportError::Malformed { line: n, why: "the first line must be the export header".into() });
+                }
+                if let Some(mut v) = current.take() {
+                    flush(&mut v, &mut chunk);
+                    reports.push(v.finish());
+                }
+                let app = string(&v, "app").map_err(|why| ExportError::Malformed { line: n, why })?;
+                let published = parse_keys(&v).map_err(|why| ExportError::Malformed { line: n, why })?;
+                let policy = KeyPolicy { trusted_genesis: trusted_genesis.clone(), published: Some(published) };
+                current = Some(ChainVerifier::new(&app, mode, policy));
+            }
+            Some("event") => {
+                let Some(verifier) = current.as_mut() else {
+                    return Err(ExportError::Malformed { line: n, why: "an event line before any app line".into() });
+                };
+                chunk.push((n, line));
+                if chunk.len() == CHUNK {
+                    flush(verifier, &mut chunk);
+                }
+            }
+            _ => return Err(ExportError::Malformed { line: n, why: "unknown or missing \"type\"".into() }),
+        }
+    }
+    if let Some(mut v) = current.take() {
+        flush(&mut v, &mut chunk);
+        reports.push(v.finish());
+    }
+    if !saw_header {
+        return Err(ExportError::Malformed { line: 1, why: "empty file or no export header".into() });
+    }
+    Ok(reports)
+}
+
+/// Recomputes a payload digest from an export line's `payload` text (a helper for tools).
+pub fn digest_of_payload_text(payload: &str) -> [u8; 32] {
+    payload_digest(payload.as_bytes())
+}

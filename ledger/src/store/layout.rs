@@ -1,0 +1,97 @@
+//! Key layout inside one app's keyspace (a sled tree named `app:<name>`). Every key starts
+//! with a one-byte tag; numbers are big-endian so byte order is numeric order.
+//!
+//! | key | value |
+//! |---|---|
+//! | `E` seq(8) | the event, postcard-encoded ([`crate::codec`]) |
+//! | `V` class 0x00 objectId 0x00 seq(8) | kind code (1 byte) |
+//! | `I` idempotency key | seq(8) |
+//! | `S` seq(8) | empty: a schema event |
+//! | `K` seq(8) | empty: an event declaring a key |
+//!
+//! Class names and objectIds never contain 0x00 (their character sets exclude it), so the
+//! version-index prefix of one record is never a prefix of another's.
+
+use super::Mark;
+
+/// Tag of event keys.
+pub const EVENT: u8 = b'E';
+/// Tag of version-index keys.
+pub const VERSION: u8 = b'V';
+/// Tag of idempotency keys.
+pub const IDEMPOTENCY: u8 = b'I';
+
+/// The tree (or keyspace) name of an app.
+pub fn tree_name(app: &str) -> String {
+    format!("app:{app}")
+}
+
+/// `E` seq.
+pub fn event_key(seq: u64) -> [u8; 9] {
+    let mut k = [EVENT; 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The seq of an event key.
+pub fn seq_of(key: &[u8]) -> Option<u64> {
+    let b: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(b))
+}
+
+/// `V` class 0 objectId 0: the prefix of one record's versions.
+pub fn version_prefix(class: &str, object_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + class.len() + object_id.len() + 8);
+    k.push(VERSION);
+    k.extend_from_slice(class.as_bytes());
+    k.push(0);
+    k.extend_from_slice(object_id.as_bytes());
+    k.push(0);
+    k
+}
+
+/// `V` class 0 objectId 0 seq.
+pub fn version_key(class: &str, object_id: &str, seq: u64) -> Vec<u8> {
+    let mut k = version_prefix(class, object_id);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// `I` key.
+pub fn idempotency_key(key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + key.len());
+    k.push(IDEMPOTENCY);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// The tag of a mark list.
+pub fn mark_tag(mark: Mark) -> u8 {
+    match mark {
+        Mark::Schema => b'S',
+        Mark::Key => b'K',
+    }
+}
+
+/// Tag seq, for a mark.
+pub fn mark_key(mark: Mark, seq: u64) -> [u8; 9] {
+    let mut k = [mark_tag(mark); 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The keys and values one event write puts into its app's keyspace.
+pub fn entries(w: &super::EventWrite) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::with_capacity(3);
+    out.push((event_key(w.seq).to_vec(), w.bytes.clone()));
+    if let Some((class, id, kind)) = &w.version {
+        out.push((version_key(class, id, w.seq), vec![*kind]));
+    }
+    if let Some(key) = &w.idempotency_key {
+        out.push((idempotency_key(key), w.seq.to_be_bytes().to_vec()));
+    }
+    if let Some(m) = w.mark {
+        out.push((mark_key(m, w.seq).to_vec(), Vec::new()));
+    }
+    out
+}

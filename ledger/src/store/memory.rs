@@ -1,0 +1,123 @@
+//! An in-memory store with the same key layout as sled: for tests and the property tests.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Mutex, MutexGuard};
+
+use super::layout::{self, entries, event_key, version_prefix, EVENT};
+use super::{AppBatch, Mark, RawEvents, Store, StoreResult};
+
+type Tree = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Apps' keyspaces in memory. Never durable: `sync` does nothing.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    trees: Mutex<BTreeMap<String, Tree>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Tree>> {
+        self.trees.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn prefix_scan(&self, app: &str, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let trees = self.lock();
+        let Some(t) = trees.get(&layout::tree_name(app)) else {
+            return Vec::new();
+        };
+        t.range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+impl Store for MemoryStore {
+    fn apps(&self) -> StoreResult<Vec<String>> {
+        Ok(self
+            .lock()
+            .keys()
+            .filter_map(|n| n.strip_prefix("app:").map(str::to_string))
+            .collect())
+    }
+
+    fn event(&self, app: &str, seq: u64) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self
+            .lock()
+            .get(&layout::tree_name(app))
+            .and_then(|t| t.get(&event_key(seq)[..]).cloned()))
+    }
+
+    fn last_event(&self, app: &str) -> StoreResult<Option<(u64, Vec<u8>)>> {
+        let trees = self.lock();
+        let Some(t) = trees.get(&layout::tree_name(app)) else {
+            return Ok(None);
+        };
+        Ok(t
+            .range::<[u8], _>((Bound::Included(&[EVENT][..]), Bound::Excluded(&[EVENT + 1][..])))
+            .next_back()
+            .and_then(|(k, v)| Some((layout::seq_of(k)?, v.clone()))))
+    }
+
+    fn scan(&self, app: &str, from: u64) -> RawEvents<'_> {
+        let trees = self.lock();
+        let items: Vec<_> = match trees.get(&layout::tree_name(app)) {
+            None => Vec::new(),
+            Some(t) => t
+                .range::<[u8], _>((Bound::Included(&event_key(from)[..]), Bound::Excluded(&[EVENT + 1][..])))
+                .filter_map(|(k, v)| Some(Ok((layout::seq_of(k)?, v.clone()))))
+                .collect(),
+        };
+        Box::new(items.into_iter())
+    }
+
+    fn versions(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Vec<(u64, u8)>> {
+        Ok(self
+            .prefix_scan(app, &version_prefix(class, object_id))
+            .into_iter()
+            .filter_map(|(k, v)| Some((layout::seq_of(&k)?, *v.first()?)))
+            .collect())
+    }
+
+    fn last_version(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<(u64, u8)>> {
+        Ok(self.versions(app, class, object_id)?.pop())
+    }
+
+    fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>> {
+        Ok(self
+            .lock()
+            .get(&layout::tree_name(app))
+            .and_then(|t| t.get(&layout::idempotency_key(key)))
+            .and_then(|v| layout::seq_of(v)))
+    }
+
+    fn marked(&self, app: &str, mark: Mark) -> StoreResult<Vec<u64>> {
+        Ok(self
+            .prefix_scan(app, &[layout::mark_tag(mark)])
+            .into_iter()
+            .filter_map(|(k, _)| layout::seq_of(&k))
+            .collect())
+    }
+
+    fn write(&self, batches: &[AppBatch]) -> StoreResult<()> {
+        let mut trees = self.lock();
+        for b in batches {
+            let t = trees.entry(layout::tree_name(&b.app)).or_default();
+            for w in &b.events {
+                for (k, v) in entries(w) {
+                    t.insert(k, v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> StoreResult<()> {
+        Ok(())
+    }
+}

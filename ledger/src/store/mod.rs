@@ -1,0 +1,99 @@
+//! Storage behind a narrow trait: events by sequence number, the per-record version index,
+//! the idempotency index, and marks for schema and key events. Backends: [`SledStore`]
+//! (the embedded default) and [`MemoryStore`] (tests). Both lay keys out as [`layout`]
+//! says, so what one stores the other would read the same way.
+//!
+//! A [`Store::write`] is atomic per app and visible at once but not yet durable;
+//! [`Store::sync`] makes everything written so far durable. The ledger acknowledges an
+//! append only after a `sync` that began after its `write`.
+
+pub mod layout;
+mod memory;
+mod sled_store;
+
+pub use memory::MemoryStore;
+pub use sled_store::SledStore;
+
+/// One event to store, with the index entries it implies.
+#[derive(Clone, Debug)]
+pub struct EventWrite {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its encoded bytes ([`crate::codec`]).
+    pub bytes: Vec<u8>,
+    /// (class, objectId, kind code) for the version index.
+    pub version: Option<(String, String, u8)>,
+    /// The idempotency key to remember.
+    pub idempotency_key: Option<String>,
+    /// Which mark list the event joins, if any.
+    pub mark: Option<Mark>,
+}
+
+/// Lists of events the ledger must find without a scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// `schema.changed` (and genesis, which defines nothing but starts the list).
+    Schema,
+    /// Events that declare a signing key: `app.created` and `key.rotated`.
+    Key,
+}
+
+/// Everything one group commit writes for one app.
+#[derive(Clone, Debug, Default)]
+pub struct AppBatch {
+    /// The app.
+    pub app: String,
+    /// Its new events, in order.
+    pub events: Vec<EventWrite>,
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The data directory is held by another process.
+    #[error("the data directory {path} is in use by another process (only one process may open it); stop that process or use another directory")]
+    Locked {
+        /// The directory.
+        path: String,
+    },
+    /// An I/O error.
+    #[error("storage I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The backend reported corruption.
+    #[error("the store is corrupt: {0}")]
+    Corrupt(String),
+    /// Any other backend error.
+    #[error("storage error: {0}")]
+    Backend(String),
+}
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Raw events in sequence order: (key sequence number, stored bytes).
+pub type RawEvents<'a> = Box<dyn Iterator<Item = StoreResult<(u64, Vec<u8>)>> + Send + 'a>;
+
+/// An event store. Implementations must make `write` atomic per app.
+pub trait Store: Send + Sync + 'static {
+    /// Names of the apps that have at least one event.
+    fn apps(&self) -> StoreResult<Vec<String>>;
+    /// The stored bytes of event `seq`.
+    fn event(&self, app: &str, seq: u64) -> StoreResult<Option<Vec<u8>>>;
+    /// The last event: (seq, bytes).
+    fn last_event(&self, app: &str) -> StoreResult<Option<(u64, Vec<u8>)>>;
+    /// Events with `seq >= from`, in order.
+    fn scan(&self, app: &str, from: u64) -> RawEvents<'_>;
+    /// The version index of one record: (seq, kind code), in order.
+    fn versions(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Vec<(u64, u8)>>;
+    /// The last entry of one record's version index.
+    fn last_version(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<(u64, u8)>>;
+    /// The event that carried an idempotency key.
+    fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>>;
+    /// Sequence numbers of the events with a mark, in order.
+    fn marked(&self, app: &str, mark: Mark) -> StoreResult<Vec<u64>>;
+    /// Writes batches (each atomic); visible at once, durable after the next `sync`.
+    fn write(&self, batches: &[AppBatch]) -> StoreResult<()>;
+    /// Makes every completed `write` durable.
+    fn sync(&self) -> StoreResult<()>;
+}

@@ -1,0 +1,200 @@
+//! The embedded store: sled 0.34, one tree per app, made durable by `flush` plus an fsync
+//! of sled's data file.
+//!
+//! sled's own `flush()` writes with `sync_file_range` on Linux, which survives a process
+//! kill but syncs neither file metadata nor the device's write cache; so `sync` also calls
+//! `sync_all` on `<dir>/db` (and on the directory once, at open). sled allows one process
+//! per directory; a second gets [`StoreError::Locked`].
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+
+use super::layout::{self, entries, event_key, version_prefix, EVENT};
+use super::{AppBatch, Mark, RawEvents, Store, StoreError, StoreResult};
+
+/// Cache sled may use, in bytes: bounds the server's memory (SPEC §8, ≤ 300 MB RSS).
+const CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
+/// A sled database in a directory.
+#[derive(Debug)]
+pub struct SledStore {
+    db: sled::Db,
+    data_file: Mutex<File>,
+    path: PathBuf,
+    trees: RwLock<HashMap<String, sled::Tree>>,
+}
+
+fn backend(e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(io) => StoreError::Io(io),
+        sled::Error::Corruption { at, bt: _ } => StoreError::Corrupt(format!("sled reports corruption at {at:?}")),
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(dir)?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.to_string().contains("lock") => StoreError::Locked {
+                    path: dir.display().to_string(),
+                },
+                other => backend(other),
+            })?;
+        let data_file = File::open(dir.join("db"))?;
+        File::open(dir)?.sync_all()?;
+        Ok(SledStore {
+            db,
+            data_file: Mutex::new(data_file),
+            path: dir.to_path_buf(),
+            trees: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The tree of an app, if it exists (handles are cached; sled trees are cheap clones).
+    fn tree(&self, app: &str) -> StoreResult<Option<sled::Tree>> {
+        if let Some(t) = self.trees.read().unwrap_or_else(|p| p.into_inner()).get(app) {
+            return Ok(Some(t.clone()));
+        }
+        let name = layout::tree_name(app);
+        if !self.db.tree_names().iter().any(|n| n.as_ref() == name.as_bytes()) {
+            return Ok(None);
+        }
+        self.open_tree(app).map(Some)
+    }
+
+    /// The tree of an app, created if needed.
+    fn open_tree(&self, app: &str) -> StoreResult<sled::Tree> {
+        let t = self.db.open_tree(layout::tree_name(app)).map_err(backend)?;
+        self.trees.write().unwrap_or_else(|p| p.into_inner()).insert(app.to_string(), t.clone());
+        Ok(t)
+    }
+
+    fn prefix(&self, app: &str, prefix: &[u8]) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        let Some(t) = self.tree(app)? else {
+            return Ok(Vec::new());
+        };
+        t.scan_prefix(prefix)
+            .map(|r| {
+                let (k, v) = r.map_err(backend)?;
+                let seq = layout::seq_of(&k).ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
+                Ok((seq, v.to_vec()))
+            })
+            .collect()
+    }
+
+    /// The raw sled tree of an app: for tamper tests, which change bytes behind the ledger.
+    #[doc(hidden)]
+    pub fn raw_tree(&self, app: &str) -> StoreResult<sled::Tree> {
+        self.db.open_tree(layout::tree_name(app)).map_err(backend)
+    }
+}
+
+impl Store for SledStore {
+    fn apps(&self) -> StoreResult<Vec<String>> {
+        Ok(self
+            .db
+            .tree_names()
+            .iter()
+            .filter_map(|n| std::str::from_utf8(n).ok()?.strip_prefix("app:").map(str::to_string))
+            .collect())
+    }
+
+    fn event(&self, app: &str, seq: u64) -> StoreResult<Option<Vec<u8>>> {
+        let Some(t) = self.tree(app)? else { return Ok(None) };
+        Ok(t.get(event_key(seq)).map_err(backend)?.map(|v| v.to_vec()))
+    }
+
+    fn last_event(&self, app: &str) -> StoreResult<Option<(u64, Vec<u8>)>> {
+        let Some(t) = self.tree(app)? else { return Ok(None) };
+        match t.range(&[EVENT][..]..&[EVENT + 1][..]).next_back() {
+            None => Ok(None),
+            Some(r) => {
+                let (k, v) = r.map_err(backend)?;
+                let seq = layout::seq_of(&k).ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
+                Ok(Some((seq, v.to_vec())))
+            }
+        }
+    }
+
+    fn scan(&self, app: &str, from: u64) -> RawEvents<'_> {
+        let t = match self.tree(app) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Box::new(std::iter::empty()),
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
+        let start = event_key(from).to_vec();
+        Box::new(t.range(start..vec![EVENT + 1]).map(|r| {
+            let (k, v) = r.map_err(backend)?;
+            let seq = layout::seq_of(&k).ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
+            Ok((seq, v.to_vec()))
+        }))
+    }
+
+    fn versions(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Vec<(u64, u8)>> {
+        Ok(self
+            .prefix(app, &version_prefix(class, object_id))?
+            .into_iter()
+            .map(|(seq, v)| (seq, v.first().copied().unwrap_or(0)))
+            .collect())
+    }
+
+    fn last_version(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<(u64, u8)>> {
+        let Some(t) = self.tree(app)? else { return Ok(None) };
+        match t.scan_prefix(version_prefix(class, object_id)).next_back() {
+            None => Ok(None),
+            Some(r) => {
+                let (k, v) = r.map_err(backend)?;
+                let seq = layout::seq_of(&k).ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
+                Ok(Some((seq, v.first().copied().unwrap_or(0))))
+            }
+        }
+    }
+
+    fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>> {
+        let Some(t) = self.tree(app)? else { return Ok(None) };
+        Ok(t.get(layout::idempotency_key(key)).map_err(backend)?.and_then(|v| layout::seq_of(&v)))
+    }
+
+    fn marked(&self, app: &str, mark: Mark) -> StoreResult<Vec<u64>> {
+        Ok(self.prefix(app, &[layout::mark_tag(mark)])?.into_iter().map(|(s, _)| s).collect())
+    }
+
+    fn write(&self, batches: &[AppBatch]) -> StoreResult<()> {
+        for b in batches {
+            let t = match self.tree(&b.app)? {
+                Some(t) => t,
+                None => self.open_tree(&b.app)?,
+            };
+            let mut batch = sled::Batch::default();
+            for w in &b.events {
+                for (k, v) in entries(w) {
+                    batch.insert(k, v);
+                }
+            }
+            t.apply_batch(batch).map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> StoreResult<()> {
+        self.db.flush().map_err(backend)?;
+        let f = self.data_file.lock().unwrap_or_else(|p| p.into_inner());
+        f.sync_all()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,484 @@
+//! Verification of a chain: every event's place, link, hashes, time order, key and
+//! signature, naming the first bad event and why. The same code checks a store and an
+//! export.
+//!
+//! Work is done in chunks: decoding and hashing in parallel, the order and link checks in
+//! sequence, then signatures batch-verified in parallel. A batch that fails is re-checked
+//! one signature at a time to name the first bad event.
+
+use std::fmt;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::canonical::{event_hash, payload_digest, signature_message, GENESIS_PREV_HASH};
+use crate::event::{Event, EventKind, Hash32, KeyId};
+use crate::keys::PublicKey;
+use crate::time::Timestamp;
+
+/// How much to check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyMode {
+    /// Every place, link, hash, key and signature.
+    Full,
+    /// Places, links and hashes; no signatures.
+    LinksOnly,
+}
+
+/// Why an event failed verification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The stored or exported record cannot be read.
+    Undecodable {
+        /// Details.
+        detail: String,
+    },
+    /// Events are missing: this number was expected, a later one found.
+    Gap {
+        /// The number found instead.
+        found: u64,
+    },
+    /// An earlier number was found where this one was expected (a duplicate or reordering).
+    OutOfOrder {
+        /// The number found instead.
+        found: u64,
+    },
+    /// The record under this number claims another number.
+    Misplaced {
+        /// The number the record claims.
+        claims: u64,
+    },
+    /// The event names another app.
+    WrongApp {
+        /// The app it names.
+        found: String,
+    },
+    /// The stored hash is not the hash of the event's canonical encoding.
+    HashMismatch {
+        /// Hash stored with the event.
+        stored: String,
+        /// Hash recomputed from its fields.
+        computed: String,
+    },
+    /// The payload's digest does not match the payload.
+    PayloadDigestMismatch,
+    /// `prev_hash` is not the previous event's hash.
+    BrokenLink {
+        /// What the event says.
+        prev_hash: String,
+        /// The previous event's hash.
+        expected: String,
+    },
+    /// Recorded time went backwards.
+    TimeWentBackwards {
+        /// The previous event's time.
+        previous: String,
+        /// This event's time.
+        this: String,
+    },
+    /// Signed by a key that is not the app's active key at this point, not trusted, or
+    /// not the one the export publishes.
+    UnknownKey {
+        /// The key id on the event.
+        key_id: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A key event whose declaration cannot be read.
+    BadKeyDeclaration {
+        /// Details.
+        detail: String,
+    },
+    /// The signature does not verify under the event's key.
+    BadSignature,
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureKind::Undecodable { detail } => write!(f, "record cannot be decoded: {detail}"),
+            FailureKind::Gap { found } => write!(f, "gap: event missing, next present is {found}"),
+            FailureKind::OutOfOrder { found } => write!(f, "out of order: found event {found} again"),
+            FailureKind::Misplaced { claims } => write!(f, "misplaced: the record stored here claims to be event {claims}"),
+            FailureKind::WrongApp { found } => write!(f, "belongs to app {found:?}"),
+            FailureKind::HashMismatch { stored, computed } => write!(f, "hash mismatch: stored {stored}, recomputed {computed}"),
+            FailureKind::PayloadDigestMismatch => write!(f, "payload does not match its digest"),
+            FailureKind::BrokenLink { prev_hash, expected } => write!(f, "broken link: prev_hash {prev_hash}, previous event's hash {expected}"),
+            FailureKind::TimeWentBackwards { previous, this } => write!(f, "recorded time went backwards: {this} after {previous}"),
+            FailureKind::UnknownKey { key_id, detail } => write!(f, "unknown key {key_id}: {detail}"),
+            FailureKind::BadKeyDeclaration { detail } => write!(f, "bad key declaration: {detail}"),
+            FailureKind::BadSignature => write!(f, "bad signature"),
+        }
+    }
+}
+
+/// The first bad event and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// Its sequence number (for a gap or reordering: the number expected there).
+    pub seq: u64,
+    /// Why.
+    #[serde(flatten)]
+    pub kind: FailureKind,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "event {}: {}", self.seq, self.kind)
+    }
+}
+
+/// A key the chain declared, and the events it signed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyRange {
+    /// The key.
+    pub key_id: KeyId,
+    /// Its 32 bytes, hex.
+    pub public_key: String,
+    /// The event that declared it (1 for the genesis key).
+    pub from_seq: u64,
+    /// The last event it signed, once a rotation replaced it.
+    pub to_seq: Option<u64>,
+}
+
+/// The outcome of verifying one app's chain.
+#[derive(Clone, Debug, Serialize)]
+pub struct VerifyReport {
+    /// The app.
+    pub app: String,
+    /// What was checked.
+    pub mode: VerifyMode,
+    /// Events that verified.
+    pub verified: u64,
+    /// The last event that verified, if any.
+    pub last_seq: u64,
+    /// The hash of event 1.
+    pub first_hash: Option<String>,
+    /// The hash of the last verified event.
+    pub last_hash: Option<String>,
+    /// Recorded time of event 1.
+    pub first_time: Option<Timestamp>,
+    /// Recorded time of the last verified event.
+    pub last_time: Option<Timestamp>,
+    /// Keys declared along the verified part of the chain.
+    pub keys: Vec<KeyRange>,
+    /// Events whose payload was lawfully redacted (their digest could not be rechecked).
+    pub redacted: u64,
+    /// The first failure, if any.
+    pub failure: Option<Failure>,
+}
+
+impl VerifyReport {
+    /// Whether everything checked verified.
+    pub fn ok(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// One record to verify: the number it is stored under (if storage gives one) and the
+/// decoded event.
+#[derive(Debug)]
+pub struct Item {
+    /// The sequence number of the storage key (None for exports, where only order counts).
+    pub key: Option<u64>,
+    /// The event, or why it could not be decoded.
+    pub event: Result<Event, String>,
+}
+
+struct Checked {
+    item: Item,
+    hash_ok: bool,
+    computed: Hash32,
+    digest_ok: bool,
+}
+
+/// Trusted keys and published keys to check the chain's declarations against.
+#[derive(Clone, Debug, Default)]
+pub struct KeyPolicy {
+    /// If set, the genesis key must be one of these (pinned out of band).
+    pub trusted_genesis: Option<Vec<PublicKey>>,
+    /// If set, every key the chain declares must be published here (an export's keys).
+    pub published: Option<Vec<PublicKey>>,
+}
+
+/// Verifies one app's chain, chunk by chunk.
+pub struct ChainVerifier {
+    app: String,
+    mode: VerifyMode,
+    policy: KeyPolicy,
+    next_seq: u64,
+    prev_hash: Hash32,
+    prev_time: Option<Timestamp>,
+    active: Option<(KeyId, VerifyingKey)>,
+    report: VerifyReport,
+}
+
+/// Signatures to check: (seq, key, hash, signature).
+type SigJob = (u64, VerifyingKey, Hash32, [u8; 64]);
+
+impl ChainVerifier {
+    /// A verifier for `app`'s chain from event 1.
+    pub fn new(app: &str, mode: VerifyMode, policy: KeyPolicy) -> Self {
+        ChainVerifier {
+            app: app.to_string(),
+            mode,
+            policy,
+            next_seq: 1,
+            prev_hash: GENESIS_PREV_HASH,
+            prev_time: None,
+            active: None,
+            report: VerifyReport {
+                app: app.to_string(),
+                mode,
+                verified: 0,
+                last_seq: 0,
+                first_hash: None,
+                last_hash: None,
+                first_time: None,
+                last_time: None,
+                keys: Vec::new(),
+                redacted: 0,
+                failure: None,
+            },
+        }
+    }
+
+    /// Whether a failure has been found (later chunks are then ignored).
+    pub fn failed(&self) -> bool {
+        self.report.failure.is_some()
+    }
+
+    /// Checks the next chunk of records, in chain order.
+    pub fn push(&mut self, chunk: Vec<Item>) {
+        if self.failed() {
+            return;
+        }
+        let checked: Vec<Checked> = chunk
+            .into_par_iter()
+            .map(|item| {
+                let (hash_ok, computed, digest_ok) = match &item.event {
+                    Ok(e) => {
+                        let computed = event_hash(e);
+                        let digest_ok = e.payload.as_deref().is_none_or(|p| payload_digest(p) == e.payload_digest);
+                        (computed == e.hash, computed, digest_ok)
+                    }
+                    Err(_) => (false, [0; 32], false),
+                };
+                Checked { item, hash_ok, computed, digest_ok }
+            })
+            .collect();
+        let mut sigs: Vec<SigJob> = Vec::with_capacity(checked.len());
+        let mut fail: Option<Failure> = None;
+        let mut accepted: Vec<&Event> = Vec::with_capacity(checked.len());
+        for c in &checked {
+            match self.check_one(c, &mut sigs) {
+                Ok(e) => accepted.push(e),
+                Err(f) => {
+                    fail = Some(f);
+                    break;
+                }
+            }
+        }
+        if self.mode == VerifyMode::Full {
+            if let Some(bad) = first_bad_signature(&sigs) {
+                fail = Some(Failure { seq: bad, kind: FailureKind::BadSignature });
+                accepted.retain(|e| e.seq < bad);
+            }
+        }
+        for e in accepted {
+            self.account(e);
+        }
+        self.report.failure = fail;
+    }
+
+    /// The report, once every chunk has been pushed.
+    pub fn finish(mut self) -> VerifyReport {
+        if let Some(last) = self.report.keys.last_mut() {
+            last.to_seq = None;
+        }
+        self.report.app = self.app;
+        self.report
+    }
+
+    fn account(&mut self, e: &Event) {
+        let r = &mut self.report;
+        r.verified += 1;
+        r.last_seq = e.seq;
+        if e.seq == 1 {
+            r.first_hash = Some(hex::encode(e.hash));
+            r.first_time = Some(e.recorded_at);
+        }
+        r.last_hash = Some(hex::encode(e.hash));
+        r.last_time = Some(e.recorded_at);
+        if e.payload.is_none() {
+            r.redacted += 1;
+        }
+        if let Some(k) = r.keys.last_mut() {
+            k.to_seq = Some(e.seq);
+        }
+        if let Some(Ok(declared)) = declared_key(e) {
+            // The declaring event is signed by the old key; the new key signs from the next.
+            r.keys.push(KeyRange {
+                key_id: declared.key_id,
+                public_key: declared.hex(),
+                from_seq: if e.kind == EventKind::AppCreated { e.seq } else { e.seq + 1 },
+                to_seq: None,
+            });
+        }
+    }
+
+    fn check_one<'a>(&mut self, c: &'a Checked, sigs: &mut Vec<SigJob>) -> Result<&'a Event, Failure> {
+        let at = self.next_seq;
+        let fail = |seq: u64, kind: FailureKind| Failure { seq, kind };
+        let e = match &c.item.event {
+            Ok(e) => e,
+            Err(detail) => return Err(fail(c.item.key.unwrap_or(at), FailureKind::Undecodable { detail: detail.clone() })),
+        };
+        let position = c.item.key.unwrap_or(e.seq);
+        if position > at {
+            return Err(fail(at, FailureKind::Gap { found: position }));
+        }
+        if position < at {
+            return Err(fail(at, FailureKind::OutOfOrder { found: position }));
+        }
+        if e.seq != position {
+            return Err(fail(at, FailureKind::Misplaced { claims: e.seq }));
+        }
+        if e.app != self.app {
+            return Err(fail(at, FailureKind::WrongApp { found: e.app.clone() }));
+        }
+        if !c.hash_ok {
+            return Err(fail(at, FailureKind::HashMismatch { stored: hex::encode(e.hash), computed: hex::encode(c.computed) }));
+        }
+        if !c.digest_ok {
+            return Err(fail(at, FailureKind::PayloadDigestMismatch));
+        }
+        if e.prev_hash != self.prev_hash {
+            return Err(fail(at, FailureKind::BrokenLink { prev_hash: hex::encode(e.prev_hash), expected: hex::encode(self.prev_hash) }));
+        }
+        if let Some(prev) = self.prev_time {
+            if e.recorded_at < prev {
+                return Err(fail(at, FailureKind::TimeWentBackwards { previous: prev.to_rfc3339(), this: e.recorded_at.to_rfc3339() }));
+            }
+        }
+        if self.mode == VerifyMode::Full {
+            let signer = self.signing_key_for(e)?;
+            sigs.push((e.seq, signer, e.hash, e.signature));
+        }
+        self.next_seq += 1;
+        self.prev_hash = e.hash;
+        self.prev_time = Some(e.recorded_at);
+        Ok(e)
+    }
+
+    /// The key that must have signed `e`, updating the active key on key events.
+    fn signing_key_for(&mut self, e: &Event) -> Result<VerifyingKey, Failure> {
+        let unknown = |detail: String| Failure {
+            seq: e.seq,
+            kind: FailureKind::UnknownKey { key_id: e.key_id.to_string(), detail },
+        };
+        let declared = match declared_key(e) {
+            None => None,
+            Some(Ok(k)) => Some(k),
+            Some(Err(detail)) => return Err(Failure { seq: e.seq, kind: FailureKind::BadKeyDeclaration { detail } }),
+        };
+        if e.seq == 1 {
+            let k = declared.ok_or_else(|| Failure {
+                seq: 1,
+                kind: FailureKind::BadKeyDeclaration { detail: "event 1 must be app.created declaring the first key".into() },
+            })?;
+            if let Some(trusted) = &self.policy.trusted_genesis {
+                if !trusted.contains(&k) {
+                    return Err(unknown(format!("the genesis key {} is not among the trusted keys", k.key_id)));
+                }
+            }
+            self.check_published(e, &k)?;
+            let vk = k.verifying_key().ok_or_else(|| Failure {
+                seq: 1,
+                kind: FailureKind::BadKeyDeclaration { detail: "the genesis key is not a valid ed25519 point".into() },
+            })?;
+            self.active = Some((k.key_id, vk));
+        } else if e.kind == EventKind::AppCreated {
+            return Err(Failure { seq: e.seq, kind: FailureKind::BadKeyDeclaration { detail: "app.created after event 1".into() } });
+        }
+        let (active_id, active_vk) = self.active.ok_or_else(|| unknown("no active key".into()))?;
+        if e.key_id != active_id {
+            return Err(unknown(format!("the active key at this point is {active_id}")));
+        }
+        if e.kind == EventKind::KeyRotated {
+            let k = declared.ok_or_else(|| Failure {
+                seq: e.seq,
+                kind: FailureKind::BadKeyDeclaration { detail: "key.rotated without a key".into() },
+            })?;
+            self.check_published(e, &k)?;
+            let vk = k.verifying_key().ok_or_else(|| Failure {
+                seq: e.seq,
+                kind: FailureKind::BadKeyDeclaration { detail: "the new key is not a valid ed25519 point".into() },
+            })?;
+            self.active = Some((k.key_id, vk));
+        }
+        Ok(active_vk)
+    }
+
+    fn check_published(&self, e: &Event, k: &PublicKey) -> Result<(), Failure> {
+        match &self.policy.published {
+            Some(list) if !list.contains(k) => Err(Failure {
+                seq: e.seq,
+                kind: FailureKind::UnknownKey {
+                    key_id: k.key_id.to_string(),
+                    detail: "the chain declares a key the export does not publish (or publishes differently)".into(),
+                },
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The key an `app.created` or `key.rotated` event declares: payload field `key`
+/// = {"key_id": hex, "public_key": hex}.
+pub fn declared_key(e: &Event) -> Option<Result<PublicKey, String>> {
+    if !matches!(e.kind, EventKind::AppCreated | EventKind::KeyRotated) {
+        return None;
+    }
+    let parse = || -> Result<PublicKey, String> {
+        let payload = e.payload.as_deref().ok_or("the payload was redacted")?;
+        let v: Value = serde_json::from_slice(payload).map_err(|err| format!("payload is not JSON: {err}"))?;
+        let hex_key = v.pointer("/key/public_key").and_then(Value::as_str).ok_or("payload has no key.public_key")?;
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(hex_key, &mut bytes).map_err(|_| "key.public_key is not 64 hex digits")?;
+        let k = PublicKey::from_bytes(bytes);
+        let id = v.pointer("/key/key_id").and_then(Value::as_str).ok_or("payload has no key.key_id")?;
+        if id != k.key_id.to_string() {
+            return Err(format!("key.key_id {id} is not the id of key.public_key ({})", k.key_id));
+        }
+        Ok(k)
+    };
+    Some(parse())
+}
+
+/// The lowest sequence number whose signature fails, checking in parallel batches.
+fn first_bad_signature(jobs: &[SigJob]) -> Option<u64> {
+    const BATCH: usize = 128;
+    jobs.par_chunks(BATCH)
+        .filter_map(|chunk| {
+            let msgs: Vec<Vec<u8>> = chunk.iter().map(|j| signature_message(&j.2)).collect();
+            let msg_refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+            let sigs: Vec<Signature> = chunk.iter().map(|j| Signature::from_bytes(&j.3)).collect();
+            let keys: Vec<VerifyingKey> = chunk.iter().map(|j| j.1).collect();
+            if ed25519_dalek::verify_batch(&msg_refs, &sigs, &keys).is_ok() {
+                return None;
+            }
+            chunk
+                .iter()
+                .zip(&msgs)
+                .zip(&sigs)
+                .find(|((j, m), s)| j.1.verify_strict(m, s).is_err())
+                .map(|((j, _), _)| j.0)
+        })
+        .min()
+}

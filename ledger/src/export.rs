@@ -12,7 +12,7 @@ use crate::keys::PublicKey;
 use crate::ledger::ReadError;
 use crate::store::Store;
 use crate::time::Timestamp;
-use crate::verify::{ChainVerifier, Item, KeyPolicy, KeyRange, VerifyMode, VerifyReport};
+use crate::verify::{ChainVerifier, Item, VerifyPolicy, KeyRange, VerifyMode, VerifyReport};
 use crate::{codec, verify_store::CHUNK};
 
 /// The format name in the header line.
@@ -63,12 +63,27 @@ pub fn event_line(e: &Event) -> Value {
     })
 }
 
-/// The line introducing an app's section: its keys as the chain declares them.
-pub fn app_line(app: &str, events: u64, keys: &[KeyRange]) -> Value {
+/// One app's part of an export: its chain up to a head, and its keys.
+#[derive(Clone, Debug)]
+pub struct Section {
+    /// The app.
+    pub app: String,
+    /// The last event exported.
+    pub head_seq: u64,
+    /// Its hash.
+    pub head_hash: [u8; 32],
+    /// The keys the chain declares.
+    pub keys: Vec<KeyRange>,
+}
+
+/// The line introducing an app's section: its head and its keys as the chain declares them.
+pub fn app_line(s: &Section) -> Value {
+    let keys = &s.keys;
     json!({
         "type": "app",
-        "app": app,
-        "events": events,
+        "app": s.app,
+        "head_seq": s.head_seq,
+        "head_hash": hex::encode(s.head_hash),
         "keys": keys.iter().map(|k| json!({
             "key_id": k.key_id.to_string(),
             "algorithm": "ed25519",
@@ -80,14 +95,15 @@ pub fn app_line(app: &str, events: u64, keys: &[KeyRange]) -> Value {
 }
 
 /// Writes the header and each (app, last seq, keys) section. Returns the events written.
-pub fn write(store: &dyn Store, sections: &[(String, u64, Vec<KeyRange>)], out: &mut dyn Write) -> Result<u64, ExportError> {
+pub fn write(store: &dyn Store, sections: &[Section], out: &mut dyn Write) -> Result<u64, ExportError> {
     let mut out = std::io::BufWriter::new(out);
-    serde_json::to_writer(&mut out, &json!({"type": "export", "format": FORMAT, "version": VERSION, "apps": sections.iter().map(|s| &s.0).collect::<Vec<_>>()}))
+    serde_json::to_writer(&mut out, &json!({"type": "export", "format": FORMAT, "version": VERSION, "apps": sections.iter().map(|s| &s.app).collect::<Vec<_>>()}))
         .map_err(std::io::Error::from)?;
     out.write_all(b"\n")?;
     let mut n = 0;
-    for (app, last, keys) in sections {
-        serde_json::to_writer(&mut out, &app_line(app, *last, keys)).map_err(std::io::Error::from)?;
+    for section in sections {
+        let (app, last) = (&section.app, &section.head_seq);
+        serde_json::to_writer(&mut out, &app_line(section)).map_err(std::io::Error::from)?;
         out.write_all(b"\n")?;
         for r in store.scan(app, 1) {
             let (seq, bytes) = r.map_err(ReadError::from)?;
@@ -229,7 +245,10 @@ pub fn verify_export(input: impl BufRead, mode: VerifyMode, trusted_genesis: Opt
                 }
                 let app = string(&v, "app").map_err(|why| ExportError::Malformed { line: n, why })?;
                 let published = parse_keys(&v).map_err(|why| ExportError::Malformed { line: n, why })?;
-                let policy = KeyPolicy { trusted_genesis: trusted_genesis.clone(), published: Some(published) };
+                let head_seq = v.get("head_seq").and_then(Value::as_u64).ok_or_else(|| ExportError::Malformed { line: n, why: "\"head_seq\" must be an integer".into() })?;
+                let head_hash = hex_array::<32>(&v, "head_hash").map_err(|why| ExportError::Malformed { line: n, why })?;
+                let expected_head = (head_seq > 0).then_some((head_seq, head_hash));
+                let policy = VerifyPolicy { expected_head, trusted_genesis: trusted_genesis.clone(), published: Some(published) };
                 current = Some(ChainVerifier::new(&app, mode, policy));
             }
             Some("event") => {

@@ -32,7 +32,7 @@ use crate::schema::validate::{self, is_valid_object_id};
 use crate::schema::{AppSchema, ClassDef, SchemaChange, USER_CLASS};
 use crate::store::{AppBatch, EventWrite, Mark, MemoryStore, SledStore, Store, StoreError};
 use crate::time::{Clock, SystemClock, Timestamp};
-use crate::verify::{declared_key, KeyPolicy, KeyRange, VerifyMode, VerifyReport};
+use crate::verify::{declared_key, VerifyPolicy, KeyRange, VerifyMode, VerifyReport};
 
 /// How to open a ledger.
 pub struct LedgerConfig {
@@ -366,17 +366,20 @@ impl Ledger {
     }
 
     /// Verifies the app's durable chain.
-    pub fn verify(&self, app: &str, mode: VerifyMode, policy: KeyPolicy) -> Result<VerifyReport, ReadError> {
-        let last = self.durable_seq(app)?;
-        Ok(crate::verify_store::verify_store(&*self.shared.store, app, mode, policy, last))
+    /// Unless the policy names a head, the chain must reach the durable head the ledger
+    /// holds (read from the store's head record at open).
+    pub fn verify(&self, app: &str, mode: VerifyMode, mut policy: VerifyPolicy) -> Result<VerifyReport, ReadError> {
+        let head = self.head(app).ok_or_else(|| ReadError::UnknownApp(app.to_string()))?;
+        policy.expected_head.get_or_insert((head.seq, head.hash));
+        Ok(crate::verify_store::verify_store(&*self.shared.store, app, mode, policy, head.seq))
     }
 
     /// Writes the durable chains of `apps` as an NDJSON export (docs/FORMAT.md §4).
     pub fn export(&self, apps: &[String], out: &mut dyn std::io::Write) -> Result<u64, crate::export::ExportError> {
         let mut sections = Vec::new();
         for app in apps {
-            let last = self.durable_seq(app)?;
-            sections.push((app.clone(), last, self.public_keys(app)?));
+            let head = self.head(app).ok_or_else(|| ReadError::UnknownApp(app.clone()))?;
+            sections.push(crate::export::Section { app: app.clone(), head_seq: head.seq, head_hash: head.hash, keys: self.public_keys(app)? });
         }
         crate::export::write(&*self.shared.store, &sections, out)
     }
@@ -484,6 +487,22 @@ fn load_app(store: &dyn Store, keys: &dyn KeyStore, app: &str) -> Result<AppStat
     let (seq, bytes) = store.last_event(app)?.ok_or_else(|| corrupt(0, "app without events".into()))?;
     let last = codec::decode(&bytes).map_err(|d| corrupt(seq, d))?;
     let head = Head { seq: last.seq, hash: last.hash, recorded_at: last.recorded_at };
+    // The head record is written in the same atomic batch as the events: if they disagree,
+    // events were removed or rewritten behind the ledger's back. Refuse to build on that.
+    match store.head_record(app)? {
+        Some((s, h)) if s == seq && h == last.hash && last.seq == seq => {}
+        Some((s, h)) => {
+            return Err(corrupt(
+                seq.max(s),
+                format!(
+                    "the head record says event {s} with hash {}, but the last stored event is {seq} with hash {}: the store was altered",
+                    hex::encode(h),
+                    hex::encode(last.hash)
+                ),
+            ))
+        }
+        None => return Err(corrupt(seq, "no head record".into())),
+    }
     let schema = schema_upto(store, app, head.seq).map_err(|e| match e {
         ReadError::Corrupt { seq, detail, .. } => corrupt(seq, detail),
         ReadError::Store(s) => OpenError::Store(s),
@@ -629,9 +648,13 @@ impl Builder {
         }
         let mut batches: Vec<AppBatch> = Vec::new();
         for b in &g.built {
+            let head = (b.event.seq, b.event.hash);
             match batches.iter_mut().find(|x| x.app == b.event.app) {
-                Some(x) => x.events.push(b.write.clone()),
-                None => batches.push(AppBatch { app: b.event.app.clone(), events: vec![b.write.clone()] }),
+                Some(x) => {
+                    x.events.push(b.write.clone());
+                    x.head = head;
+                }
+                None => batches.push(AppBatch { app: b.event.app.clone(), events: vec![b.write.clone()], head }),
             }
         }
         if !batches.is_empty() {

@@ -96,6 +96,18 @@ pub enum FailureKind {
     },
     /// The signature does not verify under the event's key.
     BadSignature,
+    /// The chain ends before the head it must reach: events were cut off its end.
+    Truncated {
+        /// The last event the chain must have.
+        expected_last: u64,
+    },
+    /// The event at the expected head has another hash than the head records.
+    HeadMismatch {
+        /// The hash the head records.
+        expected: String,
+        /// The event's hash.
+        found: String,
+    },
 }
 
 impl fmt::Display for FailureKind {
@@ -113,6 +125,8 @@ impl fmt::Display for FailureKind {
             FailureKind::UnknownKey { key_id, detail } => write!(f, "unknown key {key_id}: {detail}"),
             FailureKind::BadKeyDeclaration { detail } => write!(f, "bad key declaration: {detail}"),
             FailureKind::BadSignature => write!(f, "bad signature"),
+            FailureKind::Truncated { expected_last } => write!(f, "missing: the chain ends before event {expected_last}, its recorded head"),
+            FailureKind::HeadMismatch { expected, found } => write!(f, "head mismatch: the head records hash {expected}, the event has {found}"),
         }
     }
 }
@@ -197,9 +211,13 @@ struct Checked {
     digest_ok: bool,
 }
 
-/// Trusted keys and published keys to check the chain's declarations against.
+/// What to check the chain against beyond itself: pinned and published keys, and the head
+/// it must reach (a chain alone cannot show that its tail was cut off).
 #[derive(Clone, Debug, Default)]
-pub struct KeyPolicy {
+pub struct VerifyPolicy {
+    /// If set, the chain must reach this event and it must have this hash (the store's head
+    /// record, an export's declared head, or a head the auditor recorded earlier).
+    pub expected_head: Option<(u64, Hash32)>,
     /// If set, the genesis key must be one of these (pinned out of band).
     pub trusted_genesis: Option<Vec<PublicKey>>,
     /// If set, every key the chain declares must be published here (an export's keys).
@@ -210,7 +228,7 @@ pub struct KeyPolicy {
 pub struct ChainVerifier {
     app: String,
     mode: VerifyMode,
-    policy: KeyPolicy,
+    policy: VerifyPolicy,
     next_seq: u64,
     prev_hash: Hash32,
     prev_time: Option<Timestamp>,
@@ -223,7 +241,7 @@ type SigJob = (u64, VerifyingKey, Hash32, [u8; 64]);
 
 impl ChainVerifier {
     /// A verifier for `app`'s chain from event 1.
-    pub fn new(app: &str, mode: VerifyMode, policy: KeyPolicy) -> Self {
+    pub fn new(app: &str, mode: VerifyMode, policy: VerifyPolicy) -> Self {
         ChainVerifier {
             app: app.to_string(),
             mode,
@@ -301,6 +319,11 @@ impl ChainVerifier {
         if let Some(last) = self.report.keys.last_mut() {
             last.to_seq = None;
         }
+        if let (None, Some((n, _))) = (&self.report.failure, self.policy.expected_head) {
+            if self.report.last_seq < n {
+                self.report.failure = Some(Failure { seq: self.report.last_seq + 1, kind: FailureKind::Truncated { expected_last: n } });
+            }
+        }
         self.report.app = self.app;
         self.report
     }
@@ -364,6 +387,11 @@ impl ChainVerifier {
         if let Some(prev) = self.prev_time {
             if e.recorded_at < prev {
                 return Err(fail(at, FailureKind::TimeWentBackwards { previous: prev.to_rfc3339(), this: e.recorded_at.to_rfc3339() }));
+            }
+        }
+        if let Some((n, h)) = self.policy.expected_head {
+            if e.seq == n && e.hash != h {
+                return Err(fail(at, FailureKind::HeadMismatch { expected: hex::encode(h), found: hex::encode(e.hash) }));
             }
         }
         if self.mode == VerifyMode::Full {

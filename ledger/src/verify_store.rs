@@ -5,19 +5,19 @@ use std::sync::mpsc;
 
 use crate::codec;
 use crate::store::Store;
-use crate::verify::{ChainVerifier, Item, KeyPolicy, VerifyMode, VerifyReport};
+use crate::verify::{ChainVerifier, Item, VerifyPolicy, VerifyMode, VerifyReport};
 
 /// Events per chunk handed from the reader to the verifier.
 pub(crate) const CHUNK: usize = 8192;
 
 /// Verifies events `1..=upto` of `app` as stored (every stored event if `upto` is `u64::MAX`).
-pub fn verify_store(store: &dyn Store, app: &str, mode: VerifyMode, policy: KeyPolicy, upto: u64) -> VerifyReport {
+pub fn verify_store(store: &dyn Store, app: &str, mode: VerifyMode, policy: VerifyPolicy, upto: u64) -> VerifyReport {
     verify_raw(app, mode, policy, store.scan(app, 1).take_while(|r| r.as_ref().map_or(true, |(s, _)| *s <= upto)))
 }
 
 /// Verifies raw stored records `(key seq, bytes)` in key order. Read errors count as
 /// undecodable records at the next expected position.
-pub fn verify_raw<I, E>(app: &str, mode: VerifyMode, policy: KeyPolicy, raw: I) -> VerifyReport
+pub fn verify_raw<I, E>(app: &str, mode: VerifyMode, policy: VerifyPolicy, raw: I) -> VerifyReport
 where
     I: Iterator<Item = Result<(u64, Vec<u8>), E>> + Send,
     E: std::fmt::Display,

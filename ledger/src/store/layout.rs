@@ -8,6 +8,7 @@
 //! | `I` idempotency key | seq(8) |
 //! | `S` seq(8) | empty: a schema event |
 //! | `K` seq(8) | empty: an event declaring a key |
+//! | `H` | the head: seq(8) ‖ hash(32), rewritten with every batch |
 //!
 //! Class names and objectIds never contain 0x00 (their character sets exclude it), so the
 //! version-index prefix of one record is never a prefix of another's.
@@ -20,6 +21,27 @@ pub const EVENT: u8 = b'E';
 pub const VERSION: u8 = b'V';
 /// Tag of idempotency keys.
 pub const IDEMPOTENCY: u8 = b'I';
+
+/// The key of the head record.
+pub const HEAD: &[u8] = b"H";
+
+/// The head record's value.
+pub fn head_value(seq: u64, hash: &[u8; 32]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(40);
+    v.extend_from_slice(&seq.to_be_bytes());
+    v.extend_from_slice(hash);
+    v
+}
+
+/// Reads a head record's value.
+pub fn parse_head(v: &[u8]) -> Option<(u64, [u8; 32])> {
+    if v.len() != 40 {
+        return None;
+    }
+    let seq = u64::from_be_bytes(v[..8].try_into().ok()?);
+    let hash: [u8; 32] = v[8..].try_into().ok()?;
+    Some((seq, hash))
+}
 
 /// The tree (or keyspace) name of an app.
 pub fn tree_name(app: &str) -> String {

@@ -96,6 +96,14 @@ impl Store for MemoryStore {
             .and_then(|v| layout::seq_of(v)))
     }
 
+    fn head_record(&self, app: &str) -> StoreResult<Option<(u64, [u8; 32])>> {
+        let trees = self.lock();
+        match trees.get(&layout::tree_name(app)).and_then(|t| t.get(layout::HEAD)) {
+            None => Ok(None),
+            Some(v) => layout::parse_head(v).map(Some).ok_or_else(|| super::StoreError::Corrupt(format!("app {app}: malformed head record"))),
+        }
+    }
+
     fn marked(&self, app: &str, mark: Mark) -> StoreResult<Vec<u64>> {
         Ok(self
             .prefix_scan(app, &[layout::mark_tag(mark)])
@@ -113,6 +121,7 @@ impl Store for MemoryStore {
                     t.insert(k, v);
                 }
             }
+            t.insert(layout::HEAD.to_vec(), layout::head_value(b.head.0, &b.head.1));
         }
         Ok(())
     }

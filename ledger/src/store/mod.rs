@@ -39,12 +39,14 @@ pub enum Mark {
 }
 
 /// Everything one group commit writes for one app.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct AppBatch {
     /// The app.
     pub app: String,
     /// Its new events, in order.
     pub events: Vec<EventWrite>,
+    /// The new head (seq, hash), written in the same atomic batch.
+    pub head: (u64, [u8; 32]),
 }
 
 /// Storage failures.
@@ -90,6 +92,9 @@ pub trait Store: Send + Sync + 'static {
     fn last_version(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<(u64, u8)>>;
     /// The event that carried an idempotency key.
     fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>>;
+    /// The head record: (seq, hash) of the last event written, kept apart from the events
+    /// so that cutting events off the end of the chain shows.
+    fn head_record(&self, app: &str) -> StoreResult<Option<(u64, [u8; 32])>>;
     /// Sequence numbers of the events with a mark, in order.
     fn marked(&self, app: &str, mark: Mark) -> StoreResult<Vec<u64>>;
     /// Writes batches (each atomic); visible at once, durable after the next `sync`.

@@ -170,6 +170,14 @@ impl Store for SledStore {
         Ok(t.get(layout::idempotency_key(key)).map_err(backend)?.and_then(|v| layout::seq_of(&v)))
     }
 
+    fn head_record(&self, app: &str) -> StoreResult<Option<(u64, [u8; 32])>> {
+        let Some(t) = self.tree(app)? else { return Ok(None) };
+        match t.get(layout::HEAD).map_err(backend)? {
+            None => Ok(None),
+            Some(v) => layout::parse_head(&v).map(Some).ok_or_else(|| StoreError::Corrupt(format!("app {app}: malformed head record"))),
+        }
+    }
+
     fn marked(&self, app: &str, mark: Mark) -> StoreResult<Vec<u64>> {
         Ok(self.prefix(app, &[layout::mark_tag(mark)])?.into_iter().map(|(s, _)| s).collect())
     }
@@ -186,6 +194,7 @@ impl Store for SledStore {
                     batch.insert(k, v);
                 }
             }
+            batch.insert(layout::HEAD, layout::head_value(b.head.0, &b.head.1));
             t.apply_batch(batch).map_err(backend)?;
         }
         Ok(())

@@ -40,27 +40,54 @@ pub enum ExportError {
     },
 }
 
-/// One event as an export line.
-pub fn event_line(e: &Event) -> Value {
-    json!({
-        "type": "event",
-        "app": e.app,
-        "seq": e.seq,
-        "id": hex::encode(e.id),
-        "recorded_at_us": e.recorded_at.0,
-        "recorded_at": e.recorded_at.to_rfc3339(),
-        "actor": {"user_id": e.actor.user_id, "username": e.actor.username, "role": e.actor.role},
-        "idempotency_key": e.idempotency_key,
-        "reason": e.reason,
-        "kind": e.kind.name(),
-        "subject": e.subject.as_ref().map(|s| json!({"class": s.class, "object_id": s.object_id})),
-        "payload": e.payload.as_ref().map(|p| String::from_utf8_lossy(p).into_owned()),
-        "payload_digest": hex::encode(e.payload_digest),
-        "prev_hash": hex::encode(e.prev_hash),
-        "key_id": e.key_id.to_string(),
-        "hash": hex::encode(e.hash),
-        "signature": hex::encode(e.signature),
-    })
+/// An event line, fields in the documented order (docs/FORMAT.md §4.3).
+#[derive(serde::Serialize)]
+struct EventLine<'a> {
+    #[serde(rename = "type")]
+    line_type: &'static str,
+    app: &'a str,
+    seq: u64,
+    id: String,
+    recorded_at_us: i64,
+    recorded_at: String,
+    actor: &'a Actor,
+    idempotency_key: Option<&'a str>,
+    reason: Option<&'a str>,
+    kind: &'static str,
+    subject: Option<&'a Subject>,
+    payload: Option<std::borrow::Cow<'a, str>>,
+    payload_digest: String,
+    prev_hash: String,
+    key_id: String,
+    hash: String,
+    signature: String,
+}
+
+fn event_line_struct(e: &Event) -> EventLine<'_> {
+    EventLine {
+        line_type: "event",
+        app: &e.app,
+        seq: e.seq,
+        id: hex::encode(e.id),
+        recorded_at_us: e.recorded_at.0,
+        recorded_at: e.recorded_at.to_rfc3339(),
+        actor: &e.actor,
+        idempotency_key: e.idempotency_key.as_deref(),
+        reason: e.reason.as_deref(),
+        kind: e.kind.name(),
+        subject: e.subject.as_ref(),
+        payload: e.payload.as_deref().map(String::from_utf8_lossy),
+        payload_digest: hex::encode(e.payload_digest),
+        prev_hash: hex::encode(e.prev_hash),
+        key_id: e.key_id.to_string(),
+        hash: hex::encode(e.hash),
+        signature: hex::encode(e.signature),
+    }
+}
+
+/// One event as an export line (one JSON object, no newline).
+pub fn event_line(e: &Event) -> String {
+    serde_json::to_string(&event_line_struct(e)).unwrap_or_default()
 }
 
 /// One app's part of an export: its chain up to a head, and its keys.
@@ -111,7 +138,7 @@ pub fn write(store: &dyn Store, sections: &[Section], out: &mut dyn Write) -> Re
                 break;
             }
             let e = codec::decode(&bytes).map_err(|detail| ReadError::Corrupt { app: app.clone(), seq, detail })?;
-            serde_json::to_writer(&mut out, &event_line(&e)).map_err(std::io::Error::from)?;
+            serde_json::to_writer(&mut out, &event_line_struct(&e)).map_err(std::io::Error::from)?;
             out.write_all(b"\n")?;
             n += 1;
         }
@@ -150,11 +177,18 @@ pub fn parse_event(v: &Value) -> Result<Event, String> {
     let payload = opt_string(v, "payload")?.map(String::into_bytes);
     let digest = hex_array::<32>(v, "payload_digest")?;
     let id_bytes = hex_array::<16>(v, "id")?;
+    let recorded_at = Timestamp(v.get("recorded_at_us").and_then(Value::as_i64).ok_or("\"recorded_at_us\" must be an integer")?);
+    // The text form is informative, but it must not say something else than the hashed one.
+    if let Some(text) = opt_string(v, "recorded_at")? {
+        if Timestamp::parse_rfc3339(&text) != Some(recorded_at) {
+            return Err(format!("\"recorded_at\" {text} is not recorded_at_us {} ({recorded_at})", recorded_at.0));
+        }
+    }
     Ok(Event {
         app: string(v, "app")?,
         seq: v.get("seq").and_then(Value::as_u64).ok_or("\"seq\" must be a positive integer")?,
         id: id_bytes,
-        recorded_at: Timestamp(v.get("recorded_at_us").and_then(Value::as_i64).ok_or("\"recorded_at_us\" must be an integer")?),
+        recorded_at,
         actor: Actor { user_id: string(actor, "user_id")?, username: string(actor, "username")?, role: string(actor, "role")? },
         idempotency_key: opt_string(v, "idempotency_key")?,
         reason: opt_string(v, "reason")?,

@@ -256,7 +256,7 @@ proptest! {
                 let prev = ledger::export::parse_event(&ev(&lines, k - 1)).expect("parse");
                 let template = ledger::export::parse_event(&ev(&lines, k)).expect("parse");
                 let fake = forged(&prev, &template, k as u64 + 1);
-                lines.insert(k + 2, event_line(&fake).to_string());
+                lines.insert(k + 2, event_line(&fake));
                 k as u64 + 1
             }
             Mutation::Swap { at } => {
@@ -302,7 +302,7 @@ fn a_forged_key_is_refused_when_the_genesis_key_is_pinned() {
         e.hash = ledger::canonical::event_hash(&e);
         e.signature = forger.sign_hash(&e.hash);
         prev = e.hash;
-        lines.push(event_line(&e).to_string());
+        lines.push(event_line(&e));
     }
     let mut app_line: serde_json::Value = serde_json::from_str(&lines[forged_head_at]).expect("json");
     app_line["head_seq"] = json!(lines.len() - 2);

@@ -525,6 +525,13 @@ struct Built {
     write: EventWrite,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RecordState {
+    Absent,
+    Live,
+    Deleted,
+}
+
 enum Outcome {
     New(usize),
     Existing(Box<Event>),
@@ -636,25 +643,27 @@ impl Builder {
         if g.replies.is_empty() {
             return;
         }
-        // Sign: the hash chain is fixed, so signatures are independent of one another.
+        // Sign: the hash chain is fixed, so signatures are independent of one another and
+        // are made in parallel (an ed25519 signature is most of an append's CPU cost).
         let sign = |b: &mut Built| {
             b.event.signature = b.key.sign_hash(&b.event.hash);
             b.write.bytes = codec::encode(&b.event);
         };
-        if g.built.len() >= 16 {
+        if g.built.len() > 1 {
             g.built.par_iter_mut().for_each(sign);
         } else {
             g.built.iter_mut().for_each(sign);
         }
         let mut batches: Vec<AppBatch> = Vec::new();
-        for b in &g.built {
+        for b in &mut g.built {
             let head = (b.event.seq, b.event.hash);
+            let write = EventWrite { bytes: std::mem::take(&mut b.write.bytes), ..b.write.clone() };
             match batches.iter_mut().find(|x| x.app == b.event.app) {
                 Some(x) => {
-                    x.events.push(b.write.clone());
+                    x.events.push(write);
                     x.head = head;
                 }
-                None => batches.push(AppBatch { app: b.event.app.clone(), events: vec![b.write.clone()], head }),
+                None => batches.push(AppBatch { app: b.event.app.clone(), events: vec![write], head }),
             }
         }
         if !batches.is_empty() {
@@ -680,15 +689,21 @@ impl Builder {
                 Some((app.clone(), AppView { head: s.head, schema: s.schema.clone() }))
             })
             .collect();
+        // Each new event answers exactly one request (a repeated idempotency key in the
+        // same group got a copy at build time), so events are moved, not cloned.
+        let mut events: Vec<Option<Event>> = g.built.into_iter().map(|b| Some(b.event)).collect();
         let replies = g
             .replies
             .into_iter()
             .map(|(reply, o)| {
                 let r = match o {
-                    Outcome::New(i) => Appended { event: g.built[i].event.clone(), duplicate: false },
-                    Outcome::Existing(e) => Appended { event: *e, duplicate: true },
+                    Outcome::New(i) => match events.get_mut(i).and_then(Option::take) {
+                        Some(event) => Ok(Appended { event, duplicate: false }),
+                        None => Err(AppendError::WriteFailed("internal: an event answered two requests".into())),
+                    },
+                    Outcome::Existing(e) => Ok(Appended { event: *e, duplicate: true }),
                 };
-                (reply, Ok(r))
+                (reply, r)
             })
             .collect();
         let _ = self.to_syncer.send(Synced { replies, views, retire: g.retire });
@@ -698,28 +713,32 @@ impl Builder {
         self.apps.get(app).ok_or_else(|| AppendError::UnknownApp(app.to_string()))
     }
 
-    /// The last index entry of a record, counting this group's events.
-    fn last_version(&self, g: &Group, app: &str, class: &str, id: &str) -> Result<Option<(u64, u8)>, AppendError> {
-        if let Some(v) = g.versions.get(&(app.to_string(), class.to_string(), id.to_string())) {
-            return Ok(Some(*v));
+    /// Whether a record exists, and whether it was deleted, counting this group's events.
+    /// Nothing follows a deletion, so this group's last event on a record decides.
+    fn record_state(&self, g: &Group, app: &str, class: &str, id: &str) -> Result<RecordState, AppendError> {
+        if let Some((_, k)) = g.versions.get(&(app.to_string(), class.to_string(), id.to_string())) {
+            let deleted = EventKind::from_code(*k).is_some_and(EventKind::deletes_subject);
+            return Ok(if deleted { RecordState::Deleted } else { RecordState::Live });
         }
-        Ok(self.shared.store.last_version(app, class, id)?)
-    }
-
-    fn live(&self, g: &Group, app: &str, class: &str, id: &str) -> Result<bool, AppendError> {
-        Ok(match self.last_version(g, app, class, id)? {
-            None => false,
-            Some((_, k)) => !EventKind::from_code(k).is_some_and(EventKind::deletes_subject),
+        let store = &self.shared.store;
+        Ok(if !store.has_versions(app, class, id)? {
+            RecordState::Absent
+        } else if store.tombstone(app, class, id)?.is_some() {
+            RecordState::Deleted
+        } else {
+            RecordState::Live
         })
     }
 
+    fn live(&self, g: &Group, app: &str, class: &str, id: &str) -> Result<bool, AppendError> {
+        Ok(self.record_state(g, app, class, id)? == RecordState::Live)
+    }
+
     fn require_live(&self, g: &Group, app: &str, class: &str, id: &str) -> Result<(), AppendError> {
-        match self.last_version(g, app, class, id)? {
-            None => Err(AppendError::NotFound { class: class.into(), object_id: id.into() }),
-            Some((_, k)) if EventKind::from_code(k).is_some_and(EventKind::deletes_subject) => {
-                Err(AppendError::Deleted { class: class.into(), object_id: id.into() })
-            }
-            Some(_) => Ok(()),
+        match self.record_state(g, app, class, id)? {
+            RecordState::Absent => Err(AppendError::NotFound { class: class.into(), object_id: id.into() }),
+            RecordState::Deleted => Err(AppendError::Deleted { class: class.into(), object_id: id.into() }),
+            RecordState::Live => Ok(()),
         }
     }
 
@@ -741,7 +760,7 @@ impl Builder {
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
         loop {
             let id: String = (0..10).map(|_| ALPHABET[self.rng.gen_range(0..ALPHABET.len())] as char).collect();
-            if self.last_version(g, app, class, &id)?.is_none() {
+            if self.record_state(g, app, class, &id)? == RecordState::Absent {
                 return Ok(id);
             }
         }
@@ -783,7 +802,7 @@ impl Builder {
                         if !is_valid_object_id(&id) {
                             return Err(bad("objectId", format!("{id:?} is not 1 to 64 of [A-Za-z0-9_-]")));
                         }
-                        if self.last_version(g, app, &class, &id)?.is_some() {
+                        if self.record_state(g, app, &class, &id)? != RecordState::Absent {
                             return Err(AppendError::AlreadyExists { class, object_id: id });
                         }
                         id
@@ -961,7 +980,7 @@ impl Builder {
             g.idempotency.insert((app.to_string(), k.clone()), g.built.len());
         }
         g.built.push(Built {
-            write: EventWrite { seq, bytes: Vec::new(), version, idempotency_key: event.idempotency_key.clone(), mark: draft.mark },
+            write: EventWrite { seq, bytes: Vec::new(), version, deletes: draft.kind.deletes_subject(), idempotency_key: event.idempotency_key.clone(), mark: draft.mark },
             event,
             key,
         });

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `E` seq(8) | the event, postcard-encoded ([`crate::codec`]) |
 //! | `V` class 0x00 objectId 0x00 seq(8) | kind code (1 byte) |
+//! | `D` class 0x00 objectId | seq(8): the event that deleted the record |
 //! | `I` idempotency key | seq(8) |
 //! | `S` seq(8) | empty: a schema event |
 //! | `K` seq(8) | empty: an event declaring a key |
@@ -79,6 +80,16 @@ pub fn version_key(class: &str, object_id: &str, seq: u64) -> Vec<u8> {
     k
 }
 
+/// `D` class 0 objectId: a record's tombstone.
+pub fn tombstone_key(class: &str, object_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + class.len() + object_id.len());
+    k.push(b'D');
+    k.extend_from_slice(class.as_bytes());
+    k.push(0);
+    k.extend_from_slice(object_id.as_bytes());
+    k
+}
+
 /// `I` key.
 pub fn idempotency_key(key: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + key.len());
@@ -108,6 +119,9 @@ pub fn entries(w: &super::EventWrite) -> Vec<(Vec<u8>, Vec<u8>)> {
     out.push((event_key(w.seq).to_vec(), w.bytes.clone()));
     if let Some((class, id, kind)) = &w.version {
         out.push((version_key(class, id, w.seq), vec![*kind]));
+        if w.deletes {
+            out.push((tombstone_key(class, id), w.seq.to_be_bytes().to_vec()));
+        }
     }
     if let Some(key) = &w.idempotency_key {
         out.push((idempotency_key(key), w.seq.to_be_bytes().to_vec()));

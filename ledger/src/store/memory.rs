@@ -84,8 +84,16 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    fn last_version(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<(u64, u8)>> {
-        Ok(self.versions(app, class, object_id)?.pop())
+    fn has_versions(&self, app: &str, class: &str, object_id: &str) -> StoreResult<bool> {
+        Ok(!self.prefix_scan(app, &version_prefix(class, object_id)).is_empty())
+    }
+
+    fn tombstone(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<u64>> {
+        Ok(self
+            .lock()
+            .get(&layout::tree_name(app))
+            .and_then(|t| t.get(&layout::tombstone_key(class, object_id)))
+            .and_then(|v| layout::seq_of(v)))
     }
 
     fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>> {

@@ -23,6 +23,8 @@ pub struct EventWrite {
     pub bytes: Vec<u8>,
     /// (class, objectId, kind code) for the version index.
     pub version: Option<(String, String, u8)>,
+    /// Whether this event deletes its subject (a tombstone entry is written).
+    pub deletes: bool,
     /// The idempotency key to remember.
     pub idempotency_key: Option<String>,
     /// Which mark list the event joins, if any.
@@ -88,8 +90,10 @@ pub trait Store: Send + Sync + 'static {
     fn scan(&self, app: &str, from: u64) -> RawEvents<'_>;
     /// The version index of one record: (seq, kind code), in order.
     fn versions(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Vec<(u64, u8)>>;
-    /// The last entry of one record's version index.
-    fn last_version(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<(u64, u8)>>;
+    /// Whether one record has any entry in the version index (a forward probe: cheap).
+    fn has_versions(&self, app: &str, class: &str, object_id: &str) -> StoreResult<bool>;
+    /// The event that deleted a record, if it was deleted (a point read).
+    fn tombstone(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<u64>>;
     /// The event that carried an idempotency key.
     fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>>;
     /// The head record: (seq, hash) of the last event written, kept apart from the events

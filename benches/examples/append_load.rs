@@ -1,13 +1,36 @@
 //! A bounded append load for profiling: `cargo run --release -p benches --example
-//! append_load -- CLIENTS EVENTS`. Prints events/s.
+//! append_load -- CLIENTS EVENTS [pipelined]`. With `pipelined`, one thread keeps CLIENTS
+//! appends in flight (submit, then await the oldest) instead of CLIENTS blocking threads.
+
+use std::collections::VecDeque;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let clients: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
     let events: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(50_000);
+    let pipelined = args.next().as_deref() == Some("pipelined");
     let (l, _dir, approver) = benches::sled_ledger();
     let start = std::time::Instant::now();
-    benches::append_concurrently(&l, &approver, clients, events);
+    if pipelined {
+        let mut in_flight = VecDeque::with_capacity(clients);
+        for i in 0..events {
+            if in_flight.len() == clients {
+                if let Some(p) = in_flight.pop_front() {
+                    ledger::Pending::wait(p).expect("append");
+                }
+            }
+            in_flight.push_back(l.submit(benches::validation_log(&approver, i)));
+        }
+        for p in in_flight {
+            p.wait().expect("append");
+        }
+    } else {
+        benches::append_concurrently(&l, &approver, clients, events);
+    }
     let secs = start.elapsed().as_secs_f64();
-    println!("{clients} clients, {events} durable appends in {secs:.2} s: {:.0} events/s", events as f64 / secs);
+    let mode = if pipelined { "in flight (one thread)" } else { "blocking clients" };
+    println!("{clients} {mode}, {events} durable appends in {secs:.2} s: {:.0} events/s", events as f64 / secs);
 }

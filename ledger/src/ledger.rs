@@ -720,13 +720,10 @@ impl Builder {
             let deleted = EventKind::from_code(*k).is_some_and(EventKind::deletes_subject);
             return Ok(if deleted { RecordState::Deleted } else { RecordState::Live });
         }
-        let store = &self.shared.store;
-        Ok(if !store.has_versions(app, class, id)? {
-            RecordState::Absent
-        } else if store.tombstone(app, class, id)?.is_some() {
-            RecordState::Deleted
-        } else {
-            RecordState::Live
+        Ok(match self.shared.store.record_state(app, class, id)? {
+            None => RecordState::Absent,
+            Some(s) if s.deleted => RecordState::Deleted,
+            Some(_) => RecordState::Live,
         })
     }
 
@@ -969,6 +966,11 @@ impl Builder {
             state.schema = Arc::new(next);
         }
         let key = state.key.clone();
+        let sets_state = match draft.kind {
+            EventKind::RecordCreated | EventKind::UserCreated => Some(crate::store::RecordState { deleted: false, since: seq }),
+            EventKind::RecordDeleted | EventKind::UserDeleted => Some(crate::store::RecordState { deleted: true, since: seq }),
+            _ => None,
+        };
         let version = match (&event.subject, draft.indexed) {
             (Some(s), true) => {
                 g.versions.insert((app.to_string(), s.class.clone(), s.object_id.clone()), (seq, draft.kind.code()));
@@ -980,7 +982,7 @@ impl Builder {
             g.idempotency.insert((app.to_string(), k.clone()), g.built.len());
         }
         g.built.push(Built {
-            write: EventWrite { seq, bytes: Vec::new(), version, deletes: draft.kind.deletes_subject(), idempotency_key: event.idempotency_key.clone(), mark: draft.mark },
+            write: EventWrite { seq, bytes: Vec::new(), version, sets_state, idempotency_key: event.idempotency_key.clone(), mark: draft.mark },
             event,
             key,
         });

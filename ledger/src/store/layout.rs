@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `E` seq(8) | the event, postcard-encoded ([`crate::codec`]) |
 //! | `V` class 0x00 objectId 0x00 seq(8) | kind code (1 byte) |
-//! | `D` class 0x00 objectId | seq(8): the event that deleted the record |
+//! | `R` class 0x00 objectId | state(1: 0 live, 1 deleted) seq(8): written at creation and deletion |
 //! | `I` idempotency key | seq(8) |
 //! | `S` seq(8) | empty: a schema event |
 //! | `K` seq(8) | empty: an event declaring a key |
@@ -80,14 +80,28 @@ pub fn version_key(class: &str, object_id: &str, seq: u64) -> Vec<u8> {
     k
 }
 
-/// `D` class 0 objectId: a record's tombstone.
-pub fn tombstone_key(class: &str, object_id: &str) -> Vec<u8> {
+/// `R` class 0 objectId: a record's state.
+pub fn state_key(class: &str, object_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + class.len() + object_id.len());
-    k.push(b'D');
+    k.push(b'R');
     k.extend_from_slice(class.as_bytes());
     k.push(0);
     k.extend_from_slice(object_id.as_bytes());
     k
+}
+
+/// A record state's value.
+pub fn state_value(s: super::RecordState) -> Vec<u8> {
+    let mut v = Vec::with_capacity(9);
+    v.push(u8::from(s.deleted));
+    v.extend_from_slice(&s.since.to_be_bytes());
+    v
+}
+
+/// Reads a record state's value.
+pub fn parse_state(v: &[u8]) -> Option<super::RecordState> {
+    let (&flag, seq) = v.split_first()?;
+    Some(super::RecordState { deleted: flag == 1, since: u64::from_be_bytes(seq.try_into().ok()?) })
 }
 
 /// `I` key.
@@ -119,8 +133,8 @@ pub fn entries(w: &super::EventWrite) -> Vec<(Vec<u8>, Vec<u8>)> {
     out.push((event_key(w.seq).to_vec(), w.bytes.clone()));
     if let Some((class, id, kind)) = &w.version {
         out.push((version_key(class, id, w.seq), vec![*kind]));
-        if w.deletes {
-            out.push((tombstone_key(class, id), w.seq.to_be_bytes().to_vec()));
+        if let Some(state) = w.sets_state {
+            out.push((state_key(class, id), state_value(state)));
         }
     }
     if let Some(key) = &w.idempotency_key {

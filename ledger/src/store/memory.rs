@@ -5,7 +5,7 @@ use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use super::layout::{self, entries, event_key, version_prefix, EVENT};
-use super::{AppBatch, Mark, RawEvents, Store, StoreResult};
+use super::{AppBatch, Mark, RawEvents, RecordState, Store, StoreResult};
 
 type Tree = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -84,16 +84,11 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    fn has_versions(&self, app: &str, class: &str, object_id: &str) -> StoreResult<bool> {
-        Ok(!self.prefix_scan(app, &version_prefix(class, object_id)).is_empty())
-    }
-
-    fn tombstone(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<u64>> {
-        Ok(self
-            .lock()
-            .get(&layout::tree_name(app))
-            .and_then(|t| t.get(&layout::tombstone_key(class, object_id)))
-            .and_then(|v| layout::seq_of(v)))
+    fn record_state(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<RecordState>> {
+        match self.lock().get(&layout::tree_name(app)).and_then(|t| t.get(&layout::state_key(class, object_id))) {
+            None => Ok(None),
+            Some(v) => layout::parse_state(v).map(Some).ok_or_else(|| super::StoreError::Corrupt(format!("app {app}: malformed record state of {class} {object_id}"))),
+        }
     }
 
     fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>> {

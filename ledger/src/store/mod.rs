@@ -23,12 +23,21 @@ pub struct EventWrite {
     pub bytes: Vec<u8>,
     /// (class, objectId, kind code) for the version index.
     pub version: Option<(String, String, u8)>,
-    /// Whether this event deletes its subject (a tombstone entry is written).
-    pub deletes: bool,
+    /// The record state this event sets: on creation and on deletion only.
+    pub sets_state: Option<RecordState>,
     /// The idempotency key to remember.
     pub idempotency_key: Option<String>,
     /// Which mark list the event joins, if any.
     pub mark: Option<Mark>,
+}
+
+/// Whether a record is live or deleted, and since which event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordState {
+    /// Deleted (a tombstone) or live.
+    pub deleted: bool,
+    /// The event that created or deleted it.
+    pub since: u64,
 }
 
 /// Lists of events the ledger must find without a scan.
@@ -90,10 +99,9 @@ pub trait Store: Send + Sync + 'static {
     fn scan(&self, app: &str, from: u64) -> RawEvents<'_>;
     /// The version index of one record: (seq, kind code), in order.
     fn versions(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Vec<(u64, u8)>>;
-    /// Whether one record has any entry in the version index (a forward probe: cheap).
-    fn has_versions(&self, app: &str, class: &str, object_id: &str) -> StoreResult<bool>;
-    /// The event that deleted a record, if it was deleted (a point read).
-    fn tombstone(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<u64>>;
+    /// A record's state in one point read: `None` if it never existed, else whether it is
+    /// deleted and the event that last set that state (its creation or its deletion).
+    fn record_state(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<RecordState>>;
     /// The event that carried an idempotency key.
     fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>>;
     /// The head record: (seq, hash) of the last event written, kept apart from the events

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
 
 use super::layout::{self, entries, event_key, version_prefix, EVENT};
-use super::{AppBatch, Mark, RawEvents, Store, StoreError, StoreResult};
+use super::{AppBatch, Mark, RawEvents, RecordState, Store, StoreError, StoreResult};
 
 /// Cache sled may use, in bytes: bounds the server's memory (SPEC §8, ≤ 300 MB RSS).
 const CACHE_BYTES: u64 = 128 * 1024 * 1024;
@@ -153,18 +153,12 @@ impl Store for SledStore {
             .collect())
     }
 
-    fn has_versions(&self, app: &str, class: &str, object_id: &str) -> StoreResult<bool> {
-        let Some(t) = self.tree(app)? else { return Ok(false) };
-        // Forward, not next_back: sled's reverse iteration is several times slower.
-        match t.scan_prefix(version_prefix(class, object_id)).next() {
-            None => Ok(false),
-            Some(r) => r.map(|_| true).map_err(backend),
-        }
-    }
-
-    fn tombstone(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<u64>> {
+    fn record_state(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<RecordState>> {
         let Some(t) = self.tree(app)? else { return Ok(None) };
-        Ok(t.get(layout::tombstone_key(class, object_id)).map_err(backend)?.and_then(|v| layout::seq_of(&v)))
+        match t.get(layout::state_key(class, object_id)).map_err(backend)? {
+            None => Ok(None),
+            Some(v) => layout::parse_state(&v).map(Some).ok_or_else(|| StoreError::Corrupt(format!("app {app}: malformed record state of {class} {object_id}"))),
+        }
     }
 
     fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>> {

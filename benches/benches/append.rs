@@ -7,7 +7,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn appends(c: &mut Criterion) {
     let mut g = c.benchmark_group("append_durable");
-    g.sample_size(10).measurement_time(Duration::from_secs(20)).warm_up_time(Duration::from_secs(3));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .warm_up_time(Duration::from_secs(3));
     for clients in [1usize, 64, 256] {
         let (l, _dir, approver) = benches::sled_ledger();
         let batch: u64 = if clients == 1 { 500 } else { 20_000 };

@@ -19,18 +19,27 @@ fn verification(c: &mut Criterion) {
     let mut g = c.benchmark_group("verify");
     g.sample_size(10).measurement_time(Duration::from_secs(15));
     g.throughput(Throughput::Elements(head));
-    for (name, mode) in [("store_full", VerifyMode::Full), ("store_links_only", VerifyMode::LinksOnly)] {
+    for (name, mode) in [
+        ("store_full", VerifyMode::Full),
+        ("store_links_only", VerifyMode::LinksOnly),
+    ] {
         g.bench_function(name, |b| {
             b.iter(|| {
-                let r = l.verify("gxp", mode, VerifyPolicy::default()).expect("verify");
+                let r = l
+                    .verify("gxp", mode, VerifyPolicy::default())
+                    .expect("verify");
                 assert!(r.ok() && r.verified == head);
             })
         });
     }
-    for (name, mode) in [("export_full", VerifyMode::Full), ("export_links_only", VerifyMode::LinksOnly)] {
+    for (name, mode) in [
+        ("export_full", VerifyMode::Full),
+        ("export_links_only", VerifyMode::LinksOnly),
+    ] {
         g.bench_function(name, |b| {
             b.iter(|| {
-                let r = ledger::export::verify_export(export.as_slice(), mode, None).expect("parse");
+                let r =
+                    ledger::export::verify_export(export.as_slice(), mode, None).expect("parse");
                 assert!(r[0].ok() && r[0].verified == head);
             })
         });

@@ -31,6 +31,13 @@ fn main() {
         benches::append_concurrently(&l, &approver, clients, events);
     }
     let secs = start.elapsed().as_secs_f64();
-    let mode = if pipelined { "in flight (one thread)" } else { "blocking clients" };
-    println!("{clients} {mode}, {events} durable appends in {secs:.2} s: {:.0} events/s", events as f64 / secs);
+    let mode = if pipelined {
+        "in flight (one thread)"
+    } else {
+        "blocking clients"
+    };
+    println!(
+        "{clients} {mode}, {events} durable appends in {secs:.2} s: {:.0} events/s",
+        events as f64 / secs
+    );
 }

@@ -13,10 +13,18 @@ fn main() {
         h[..8].copy_from_slice(&(i as u64).to_be_bytes());
         std::hint::black_box(key.sign_hash(&h));
     }
-    println!("ed25519 sign: {:.1} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    println!(
+        "ed25519 sign: {:.1} us",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
 
     let dir = tempfile::tempdir().expect("tmp");
-    let db = sled::Config::new().path(dir.path()).mode(sled::Mode::HighThroughput).flush_every_ms(None).open().expect("open");
+    let db = sled::Config::new()
+        .path(dir.path())
+        .mode(sled::Mode::HighThroughput)
+        .flush_every_ms(None)
+        .open()
+        .expect("open");
     let tree = db.open_tree("t").expect("tree");
     let file = std::fs::File::open(dir.path().join("db")).expect("db file");
     let value = vec![7u8; 700];

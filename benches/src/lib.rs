@@ -15,14 +15,21 @@ pub fn sled_ledger() -> (Arc<Ledger>, tempfile::TempDir, String) {
     let l = Ledger::open_dir(dir.path()).expect("open");
     l.ensure_builtin_apps().expect("apps");
     let u = l
-        .append(create_request("_User", json!({"username": "bench.manager", "role": "manager", "email": "bench@example.com"})))
+        .append(create_request(
+            "_User",
+            json!({"username": "bench.manager", "role": "manager", "email": "bench@example.com"}),
+        ))
         .expect("user");
     let id = u.event.subject.expect("subject").object_id;
     (Arc::new(l), dir, id)
 }
 
 pub fn actor() -> Actor {
-    Actor { user_id: "bench-user".into(), username: "bench.manager".into(), role: "manager".into() }
+    Actor {
+        user_id: "bench-user".into(),
+        username: "bench.manager".into(),
+        role: "manager".into(),
+    }
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -33,7 +40,17 @@ fn obj(v: Value) -> Map<String, Value> {
 }
 
 pub fn create_request(class: &str, fields: Value) -> AppendRequest {
-    AppendRequest { app: "gxp".into(), actor: actor(), idempotency_key: None, reason: None, command: Command::CreateRecord { class: class.into(), object_id: None, fields: obj(fields) } }
+    AppendRequest {
+        app: "gxp".into(),
+        actor: actor(),
+        idempotency_key: None,
+        reason: None,
+        command: Command::CreateRecord {
+            class: class.into(),
+            object_id: None,
+            fields: obj(fields),
+        },
+    }
 }
 
 /// A realistic ValidationLog (about 300 bytes of payload).
@@ -60,7 +77,8 @@ pub fn append_concurrently(l: &Arc<Ledger>, approver: &str, clients: usize, n: u
             let l = l.clone();
             s.spawn(move || {
                 for i in 0..per {
-                    l.append(validation_log(approver, c * per + i)).expect("append");
+                    l.append(validation_log(approver, c * per + i))
+                        .expect("append");
                 }
             });
         }

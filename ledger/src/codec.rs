@@ -23,9 +23,13 @@ pub fn decode(bytes: &[u8]) -> Result<Event, String> {
     if version != STORED_V1 {
         return Err(format!("unknown stored-event version {version}"));
     }
-    let (event, rest): (Event, &[u8]) = postcard::take_from_bytes(body).map_err(|e| format!("undecodable event record: {e}"))?;
+    let (event, rest): (Event, &[u8]) =
+        postcard::take_from_bytes(body).map_err(|e| format!("undecodable event record: {e}"))?;
     if !rest.is_empty() {
-        return Err(format!("{} trailing bytes after the event record", rest.len()));
+        return Err(format!(
+            "{} trailing bytes after the event record",
+            rest.len()
+        ));
     }
     Ok(event)
 }

@@ -12,7 +12,7 @@ use crate::keys::PublicKey;
 use crate::ledger::ReadError;
 use crate::store::Store;
 use crate::time::Timestamp;
-use crate::verify::{ChainVerifier, Item, VerifyPolicy, KeyRange, VerifyMode, VerifyReport};
+use crate::verify::{ChainVerifier, Item, KeyRange, VerifyMode, VerifyPolicy, VerifyReport};
 use crate::{codec, verify_store::CHUNK};
 
 /// The format name in the header line.
@@ -122,7 +122,11 @@ pub fn app_line(s: &Section) -> Value {
 }
 
 /// Writes the header and each (app, last seq, keys) section. Returns the events written.
-pub fn write(store: &dyn Store, sections: &[Section], out: &mut dyn Write) -> Result<u64, ExportError> {
+pub fn write(
+    store: &dyn Store,
+    sections: &[Section],
+    out: &mut dyn Write,
+) -> Result<u64, ExportError> {
     let mut out = std::io::BufWriter::new(out);
     serde_json::to_writer(&mut out, &json!({"type": "export", "format": FORMAT, "version": VERSION, "apps": sections.iter().map(|s| &s.app).collect::<Vec<_>>()}))
         .map_err(std::io::Error::from)?;
@@ -137,8 +141,13 @@ pub fn write(store: &dyn Store, sections: &[Section], out: &mut dyn Write) -> Re
             if seq > *last {
                 break;
             }
-            let e = codec::decode(&bytes).map_err(|detail| ReadError::Corrupt { app: app.clone(), seq, detail })?;
-            serde_json::to_writer(&mut out, &event_line_struct(&e)).map_err(std::io::Error::from)?;
+            let e = codec::decode(&bytes).map_err(|detail| ReadError::Corrupt {
+                app: app.clone(),
+                seq,
+                detail,
+            })?;
+            serde_json::to_writer(&mut out, &event_line_struct(&e))
+                .map_err(std::io::Error::from)?;
             out.write_all(b"\n")?;
             n += 1;
         }
@@ -148,9 +157,13 @@ pub fn write(store: &dyn Store, sections: &[Section], out: &mut dyn Write) -> Re
 }
 
 fn hex_array<const N: usize>(v: &Value, field: &str) -> Result<[u8; N], String> {
-    let s = v.get(field).and_then(Value::as_str).ok_or_else(|| format!("{field:?} must be a string"))?;
+    let s = v
+        .get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{field:?} must be a string"))?;
     let mut out = [0u8; N];
-    hex::decode_to_slice(s, &mut out).map_err(|_| format!("{field:?} must be {} hex digits", N * 2))?;
+    hex::decode_to_slice(s, &mut out)
+        .map_err(|_| format!("{field:?} must be {} hex digits", N * 2))?;
     Ok(out)
 }
 
@@ -172,27 +185,45 @@ pub fn parse_event(v: &Value) -> Result<Event, String> {
     let kind_name = string(v, "kind")?;
     let subject = match v.get("subject") {
         None | Some(Value::Null) => None,
-        Some(s) => Some(Subject { class: string(s, "class")?, object_id: string(s, "object_id")? }),
+        Some(s) => Some(Subject {
+            class: string(s, "class")?,
+            object_id: string(s, "object_id")?,
+        }),
     };
     let payload = opt_string(v, "payload")?.map(String::into_bytes);
     let digest = hex_array::<32>(v, "payload_digest")?;
     let id_bytes = hex_array::<16>(v, "id")?;
-    let recorded_at = Timestamp(v.get("recorded_at_us").and_then(Value::as_i64).ok_or("\"recorded_at_us\" must be an integer")?);
+    let recorded_at = Timestamp(
+        v.get("recorded_at_us")
+            .and_then(Value::as_i64)
+            .ok_or("\"recorded_at_us\" must be an integer")?,
+    );
     // The text form is informative, but it must not say something else than the hashed one.
     if let Some(text) = opt_string(v, "recorded_at")? {
         if Timestamp::parse_rfc3339(&text) != Some(recorded_at) {
-            return Err(format!("\"recorded_at\" {text} is not recorded_at_us {} ({recorded_at})", recorded_at.0));
+            return Err(format!(
+                "\"recorded_at\" {text} is not recorded_at_us {} ({recorded_at})",
+                recorded_at.0
+            ));
         }
     }
     Ok(Event {
         app: string(v, "app")?,
-        seq: v.get("seq").and_then(Value::as_u64).ok_or("\"seq\" must be a positive integer")?,
+        seq: v
+            .get("seq")
+            .and_then(Value::as_u64)
+            .ok_or("\"seq\" must be a positive integer")?,
         id: id_bytes,
         recorded_at,
-        actor: Actor { user_id: string(actor, "user_id")?, username: string(actor, "username")?, role: string(actor, "role")? },
+        actor: Actor {
+            user_id: string(actor, "user_id")?,
+            username: string(actor, "username")?,
+            role: string(actor, "role")?,
+        },
         idempotency_key: opt_string(v, "idempotency_key")?,
         reason: opt_string(v, "reason")?,
-        kind: EventKind::from_name(&kind_name).ok_or_else(|| format!("unknown kind {kind_name:?}"))?,
+        kind: EventKind::from_name(&kind_name)
+            .ok_or_else(|| format!("unknown kind {kind_name:?}"))?,
         subject,
         payload,
         payload_digest: digest,
@@ -204,14 +235,20 @@ pub fn parse_event(v: &Value) -> Result<Event, String> {
 }
 
 fn parse_keys(v: &Value) -> Result<Vec<PublicKey>, String> {
-    let list = v.get("keys").and_then(Value::as_array).ok_or("\"keys\" must be an array")?;
+    let list = v
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or("\"keys\" must be an array")?;
     list.iter()
         .map(|k| {
             let bytes = hex_array::<32>(k, "public_key")?;
             let pk = PublicKey::from_bytes(bytes);
             let id = string(k, "key_id")?;
             if id != pk.key_id.to_string() {
-                return Err(format!("key_id {id} is not the id of its public key ({})", pk.key_id));
+                return Err(format!(
+                    "key_id {id} is not the id of its public key ({})",
+                    pk.key_id
+                ));
             }
             Ok(pk)
         })
@@ -221,7 +258,11 @@ fn parse_keys(v: &Value) -> Result<Vec<PublicKey>, String> {
 /// Verifies every app section of an export. `trusted_genesis`, if given, pins the genesis
 /// keys. A malformed structure (no header, an event outside a section) is an error; a bad
 /// event is a failure in that app's report.
-pub fn verify_export(input: impl BufRead, mode: VerifyMode, trusted_genesis: Option<Vec<PublicKey>>) -> Result<Vec<VerifyReport>, ExportError> {
+pub fn verify_export(
+    input: impl BufRead,
+    mode: VerifyMode,
+    trusted_genesis: Option<Vec<PublicKey>>,
+) -> Result<Vec<VerifyReport>, ExportError> {
     let mut reports = Vec::new();
     let mut current: Option<ChainVerifier> = None;
     let mut chunk: Vec<(u64, String)> = Vec::with_capacity(CHUNK);
@@ -253,7 +294,10 @@ pub fn verify_export(input: impl BufRead, mode: VerifyMode, trusted_genesis: Opt
         // Event lines are the bulk: classify them without a full parse.
         if line.starts_with("{\"type\":\"event\"") {
             let Some(v) = current.as_mut() else {
-                return Err(ExportError::Malformed { line: n, why: "an event line before any app line".into() });
+                return Err(ExportError::Malformed {
+                    line: n,
+                    why: "an event line before any app line".into(),
+                });
             };
             chunk.push((n, line));
             if chunk.len() == CHUNK {
@@ -261,40 +305,71 @@ pub fn verify_export(input: impl BufRead, mode: VerifyMode, trusted_genesis: Opt
             }
             continue;
         }
-        let v: Value = serde_json::from_str(&line).map_err(|e| ExportError::Malformed { line: n, why: format!("not JSON: {e}") })?;
+        let v: Value = serde_json::from_str(&line).map_err(|e| ExportError::Malformed {
+            line: n,
+            why: format!("not JSON: {e}"),
+        })?;
         match v.get("type").and_then(Value::as_str) {
             Some("export") => {
-                if v.get("format").and_then(Value::as_str) != Some(FORMAT) || v.get("version").and_then(Value::as_u64) != Some(VERSION) {
-                    return Err(ExportError::Malformed { line: n, why: format!("not an {FORMAT} version {VERSION} file") });
+                if v.get("format").and_then(Value::as_str) != Some(FORMAT)
+                    || v.get("version").and_then(Value::as_u64) != Some(VERSION)
+                {
+                    return Err(ExportError::Malformed {
+                        line: n,
+                        why: format!("not an {FORMAT} version {VERSION} file"),
+                    });
                 }
                 saw_header = true;
             }
             Some("app") => {
                 if !saw_header {
-                    return Err(ExportError::Malformed { line: n, why: "the first line must be the export header".into() });
+                    return Err(ExportError::Malformed {
+                        line: n,
+                        why: "the first line must be the export header".into(),
+                    });
                 }
                 if let Some(mut v) = current.take() {
                     flush(&mut v, &mut chunk);
                     reports.push(v.finish());
                 }
-                let app = string(&v, "app").map_err(|why| ExportError::Malformed { line: n, why })?;
-                let published = parse_keys(&v).map_err(|why| ExportError::Malformed { line: n, why })?;
-                let head_seq = v.get("head_seq").and_then(Value::as_u64).ok_or_else(|| ExportError::Malformed { line: n, why: "\"head_seq\" must be an integer".into() })?;
-                let head_hash = hex_array::<32>(&v, "head_hash").map_err(|why| ExportError::Malformed { line: n, why })?;
+                let app =
+                    string(&v, "app").map_err(|why| ExportError::Malformed { line: n, why })?;
+                let published =
+                    parse_keys(&v).map_err(|why| ExportError::Malformed { line: n, why })?;
+                let head_seq = v.get("head_seq").and_then(Value::as_u64).ok_or_else(|| {
+                    ExportError::Malformed {
+                        line: n,
+                        why: "\"head_seq\" must be an integer".into(),
+                    }
+                })?;
+                let head_hash = hex_array::<32>(&v, "head_hash")
+                    .map_err(|why| ExportError::Malformed { line: n, why })?;
                 let expected_head = (head_seq > 0).then_some((head_seq, head_hash));
-                let policy = VerifyPolicy { expected_head, trusted_genesis: trusted_genesis.clone(), published: Some(published) };
+                let policy = VerifyPolicy {
+                    expected_head,
+                    trusted_genesis: trusted_genesis.clone(),
+                    published: Some(published),
+                };
                 current = Some(ChainVerifier::new(&app, mode, policy));
             }
             Some("event") => {
                 let Some(verifier) = current.as_mut() else {
-                    return Err(ExportError::Malformed { line: n, why: "an event line before any app line".into() });
+                    return Err(ExportError::Malformed {
+                        line: n,
+                        why: "an event line before any app line".into(),
+                    });
                 };
                 chunk.push((n, line));
                 if chunk.len() == CHUNK {
                     flush(verifier, &mut chunk);
                 }
             }
-            _ => return Err(ExportError::Malformed { line: n, why: "unknown or missing \"type\"".into() }),
+            _ => {
+                return Err(ExportError::Malformed {
+                    line: n,
+                    why: "unknown or missing \"type\"".into(),
+                })
+            }
         }
     }
     if let Some(mut v) = current.take() {
@@ -302,7 +377,10 @@ pub fn verify_export(input: impl BufRead, mode: VerifyMode, trusted_genesis: Opt
         reports.push(v.finish());
     }
     if !saw_header {
-        return Err(ExportError::Malformed { line: 1, why: "empty file or no export header".into() });
+        return Err(ExportError::Malformed {
+            line: 1,
+            why: "empty file or no export header".into(),
+        });
     }
     Ok(reports)
 }

@@ -32,7 +32,7 @@ use crate::schema::validate::{self, is_valid_object_id};
 use crate::schema::{AppSchema, ClassDef, SchemaChange, USER_CLASS};
 use crate::store::{AppBatch, EventWrite, Mark, MemoryStore, SledStore, Store, StoreError};
 use crate::time::{Clock, SystemClock, Timestamp};
-use crate::verify::{declared_key, VerifyPolicy, KeyRange, VerifyMode, VerifyReport};
+use crate::verify::{declared_key, KeyRange, VerifyMode, VerifyPolicy, VerifyReport};
 
 /// How to open a ledger.
 pub struct LedgerConfig {
@@ -163,8 +163,13 @@ impl Pending {
 
 impl std::future::Future for Pending {
     type Output = Result<Appended, AppendError>;
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx).map(|r| r.unwrap_or(Err(AppendError::Closed)))
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(AppendError::Closed)))
     }
 }
 
@@ -190,7 +195,15 @@ impl Ledger {
         }
         let durable = apps
             .iter()
-            .map(|(k, s)| (k.clone(), AppView { head: s.head, schema: s.schema.clone() }))
+            .map(|(k, s)| {
+                (
+                    k.clone(),
+                    AppView {
+                        head: s.head,
+                        schema: s.schema.clone(),
+                    },
+                )
+            })
             .collect();
         let shared = Arc::new(Shared {
             store: config.store,
@@ -224,7 +237,11 @@ impl Ledger {
                 .spawn(move || run_syncer(&sync_shared, sync_rx))
                 .map_err(StoreError::Io)?,
         ];
-        Ok(Ledger { shared, tx: Some(tx), threads })
+        Ok(Ledger {
+            shared,
+            tx: Some(tx),
+            threads,
+        })
     }
 
     fn send(&self, job: Job, rx: oneshot::Receiver<Result<Appended, AppendError>>) -> Pending {
@@ -247,10 +264,20 @@ impl Ledger {
     }
 
     /// Creates an app: a genesis event declaring a new signing key, then its schema.
-    pub fn create_app(&self, app: &str, source: &str, classes: Vec<ClassDef>) -> Result<Appended, AppendError> {
+    pub fn create_app(
+        &self,
+        app: &str,
+        source: &str,
+        classes: Vec<ClassDef>,
+    ) -> Result<Appended, AppendError> {
         let (reply, rx) = oneshot::channel();
         self.send(
-            Job::CreateApp { app: app.to_string(), source: source.to_string(), classes, reply },
+            Job::CreateApp {
+                app: app.to_string(),
+                source: source.to_string(),
+                classes,
+                reply,
+            },
             rx,
         )
         .wait()
@@ -272,9 +299,23 @@ impl Ledger {
 
     /// Rotates an app's signing key: a `key.rotated` event signed by the old key names
     /// the new one; the old private key is destroyed once the event is durable.
-    pub fn rotate_key(&self, app: &str, actor: Actor, reason: Option<String>) -> Result<Appended, AppendError> {
+    pub fn rotate_key(
+        &self,
+        app: &str,
+        actor: Actor,
+        reason: Option<String>,
+    ) -> Result<Appended, AppendError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Job::RotateKey { app: app.to_string(), actor, reason, reply }, rx).wait()
+        self.send(
+            Job::RotateKey {
+                app: app.to_string(),
+                actor,
+                reason,
+                reply,
+            },
+            rx,
+        )
+        .wait()
     }
 
     /// Apps with a durable genesis, sorted.
@@ -285,7 +326,10 @@ impl Ledger {
     }
 
     fn views(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, AppView>> {
-        self.shared.durable.read().unwrap_or_else(|p| p.into_inner())
+        self.shared
+            .durable
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// The durable head of an app.
@@ -309,7 +353,9 @@ impl Ledger {
     }
 
     fn durable_seq(&self, app: &str) -> Result<u64, ReadError> {
-        self.head(app).map(|h| h.seq).ok_or_else(|| ReadError::UnknownApp(app.to_string()))
+        self.head(app)
+            .map(|h| h.seq)
+            .ok_or_else(|| ReadError::UnknownApp(app.to_string()))
     }
 
     /// Durable event `seq` of `app`.
@@ -321,17 +367,36 @@ impl Ledger {
     }
 
     /// Durable events `from..=to` of `app` (to is clamped to the head), in order.
-    pub fn events(&self, app: &str, from: u64, to: u64) -> Result<impl Iterator<Item = Result<Event, ReadError>> + '_, ReadError> {
+    pub fn events(
+        &self,
+        app: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<impl Iterator<Item = Result<Event, ReadError>> + '_, ReadError> {
         let last = self.durable_seq(app)?.min(to);
         let app_name = app.to_string();
-        Ok(self.shared.store.scan(app, from.max(1)).take_while(move |r| r.as_ref().map_or(true, |(s, _)| *s <= last)).map(move |r| {
-            let (seq, bytes) = r?;
-            codec::decode(&bytes).map_err(|detail| ReadError::Corrupt { app: app_name.clone(), seq, detail })
-        }))
+        Ok(self
+            .shared
+            .store
+            .scan(app, from.max(1))
+            .take_while(move |r| r.as_ref().map_or(true, |(s, _)| *s <= last))
+            .map(move |r| {
+                let (seq, bytes) = r?;
+                codec::decode(&bytes).map_err(|detail| ReadError::Corrupt {
+                    app: app_name.clone(),
+                    seq,
+                    detail,
+                })
+            }))
     }
 
     /// The durable versions (events) of one record: (seq, kind), in order.
-    pub fn versions(&self, app: &str, class: &str, object_id: &str) -> Result<Vec<(u64, EventKind)>, ReadError> {
+    pub fn versions(
+        &self,
+        app: &str,
+        class: &str,
+        object_id: &str,
+    ) -> Result<Vec<(u64, EventKind)>, ReadError> {
         let last = self.durable_seq(app)?;
         Ok(self
             .shared
@@ -368,18 +433,42 @@ impl Ledger {
     /// Verifies the app's durable chain.
     /// Unless the policy names a head, the chain must reach the durable head the ledger
     /// holds (read from the store's head record at open).
-    pub fn verify(&self, app: &str, mode: VerifyMode, mut policy: VerifyPolicy) -> Result<VerifyReport, ReadError> {
-        let head = self.head(app).ok_or_else(|| ReadError::UnknownApp(app.to_string()))?;
+    pub fn verify(
+        &self,
+        app: &str,
+        mode: VerifyMode,
+        mut policy: VerifyPolicy,
+    ) -> Result<VerifyReport, ReadError> {
+        let head = self
+            .head(app)
+            .ok_or_else(|| ReadError::UnknownApp(app.to_string()))?;
         policy.expected_head.get_or_insert((head.seq, head.hash));
-        Ok(crate::verify_store::verify_store(&*self.shared.store, app, mode, policy, head.seq))
+        Ok(crate::verify_store::verify_store(
+            &*self.shared.store,
+            app,
+            mode,
+            policy,
+            head.seq,
+        ))
     }
 
     /// Writes the durable chains of `apps` as an NDJSON export (docs/FORMAT.md §4).
-    pub fn export(&self, apps: &[String], out: &mut dyn std::io::Write) -> Result<u64, crate::export::ExportError> {
+    pub fn export(
+        &self,
+        apps: &[String],
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, crate::export::ExportError> {
         let mut sections = Vec::new();
         for app in apps {
-            let head = self.head(app).ok_or_else(|| ReadError::UnknownApp(app.clone()))?;
-            sections.push(crate::export::Section { app: app.clone(), head_seq: head.seq, head_hash: head.hash, keys: self.public_keys(app)? });
+            let head = self
+                .head(app)
+                .ok_or_else(|| ReadError::UnknownApp(app.clone()))?;
+            sections.push(crate::export::Section {
+                app: app.clone(),
+                head_seq: head.seq,
+                head_hash: head.hash,
+                keys: self.public_keys(app)?,
+            });
         }
         crate::export::write(&*self.shared.store, &sections, out)
     }
@@ -434,8 +523,15 @@ pub enum ReadError {
 }
 
 pub(crate) fn read_event(store: &dyn Store, app: &str, seq: u64) -> Result<Event, ReadError> {
-    let bytes = store.event(app, seq)?.ok_or_else(|| ReadError::Missing { app: app.into(), seq })?;
-    codec::decode(&bytes).map_err(|detail| ReadError::Corrupt { app: app.into(), seq, detail })
+    let bytes = store.event(app, seq)?.ok_or_else(|| ReadError::Missing {
+        app: app.into(),
+        seq,
+    })?;
+    codec::decode(&bytes).map_err(|detail| ReadError::Corrupt {
+        app: app.into(),
+        seq,
+        detail,
+    })
 }
 
 fn schema_upto(store: &dyn Store, app: &str, upto: u64) -> Result<AppSchema, ReadError> {
@@ -445,19 +541,33 @@ fn schema_upto(store: &dyn Store, app: &str, upto: u64) -> Result<AppSchema, Rea
             break;
         }
         let e = read_event(store, app, seq)?;
-        let corrupt = |detail: String| ReadError::Corrupt { app: app.into(), seq, detail };
+        let corrupt = |detail: String| ReadError::Corrupt {
+            app: app.into(),
+            seq,
+            detail,
+        };
         let v: Value = match e.payload_json() {
             Some(Ok(v)) => v,
             Some(Err(err)) => return Err(corrupt(err.to_string())),
-            None => return Err(corrupt("a schema event's payload cannot be redacted".into())),
+            None => {
+                return Err(corrupt(
+                    "a schema event's payload cannot be redacted".into(),
+                ))
+            }
         };
         let change = SchemaChange::from_json(&v).map_err(|err| corrupt(err.to_string()))?;
-        schema.apply(&change).map_err(|err| corrupt(err.to_string()))?;
+        schema
+            .apply(&change)
+            .map_err(|err| corrupt(err.to_string()))?;
     }
     Ok(schema)
 }
 
-pub(crate) fn key_ranges(store: &dyn Store, app: &str, upto: u64) -> Result<Vec<KeyRange>, ReadError> {
+pub(crate) fn key_ranges(
+    store: &dyn Store,
+    app: &str,
+    upto: u64,
+) -> Result<Vec<KeyRange>, ReadError> {
     let mut out: Vec<KeyRange> = Vec::new();
     for seq in store.marked(app, Mark::Key)? {
         if seq > upto {
@@ -466,7 +576,13 @@ pub(crate) fn key_ranges(store: &dyn Store, app: &str, upto: u64) -> Result<Vec<
         let e = read_event(store, app, seq)?;
         let k = match declared_key(&e) {
             Some(Ok(k)) => k,
-            Some(Err(detail)) => return Err(ReadError::Corrupt { app: app.into(), seq, detail }),
+            Some(Err(detail)) => {
+                return Err(ReadError::Corrupt {
+                    app: app.into(),
+                    seq,
+                    detail,
+                })
+            }
             None => continue,
         };
         if let Some(prev) = out.last_mut() {
@@ -475,7 +591,11 @@ pub(crate) fn key_ranges(store: &dyn Store, app: &str, upto: u64) -> Result<Vec<
         out.push(KeyRange {
             key_id: k.key_id,
             public_key: k.hex(),
-            from_seq: if e.kind == EventKind::AppCreated { seq } else { seq + 1 },
+            from_seq: if e.kind == EventKind::AppCreated {
+                seq
+            } else {
+                seq + 1
+            },
             to_seq: None,
         });
     }
@@ -483,10 +603,20 @@ pub(crate) fn key_ranges(store: &dyn Store, app: &str, upto: u64) -> Result<Vec<
 }
 
 fn load_app(store: &dyn Store, keys: &dyn KeyStore, app: &str) -> Result<AppState, OpenError> {
-    let corrupt = |seq: u64, detail: String| OpenError::Corrupt { app: app.into(), seq, detail };
-    let (seq, bytes) = store.last_event(app)?.ok_or_else(|| corrupt(0, "app without events".into()))?;
+    let corrupt = |seq: u64, detail: String| OpenError::Corrupt {
+        app: app.into(),
+        seq,
+        detail,
+    };
+    let (seq, bytes) = store
+        .last_event(app)?
+        .ok_or_else(|| corrupt(0, "app without events".into()))?;
     let last = codec::decode(&bytes).map_err(|d| corrupt(seq, d))?;
-    let head = Head { seq: last.seq, hash: last.hash, recorded_at: last.recorded_at };
+    let head = Head {
+        seq: last.seq,
+        hash: last.hash,
+        recorded_at: last.recorded_at,
+    };
     // The head record is written in the same atomic batch as the events: if they disagree,
     // events were removed or rewritten behind the ledger's back. Refuse to build on that.
     match store.head_record(app)? {
@@ -509,11 +639,20 @@ fn load_app(store: &dyn Store, keys: &dyn KeyStore, app: &str) -> Result<AppStat
         other => corrupt(0, other.to_string()),
     })?;
     let ranges = key_ranges(store, app, head.seq).map_err(|e| corrupt(0, e.to_string()))?;
-    let active = ranges.last().ok_or_else(|| corrupt(1, "no genesis key".into()))?;
+    let active = ranges
+        .last()
+        .ok_or_else(|| corrupt(1, "no genesis key".into()))?;
     let key = keys
         .load(app, active.key_id)?
-        .ok_or(OpenError::MissingKey { app: app.into(), key_id: active.key_id })?;
-    Ok(AppState { head, schema: Arc::new(schema), key: Arc::new(key) })
+        .ok_or(OpenError::MissingKey {
+            app: app.into(),
+            key_id: active.key_id,
+        })?;
+    Ok(AppState {
+        head,
+        schema: Arc::new(schema),
+        key: Arc::new(key),
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -572,10 +711,18 @@ struct Draft {
 }
 
 fn bad(field: &'static str, why: impl Into<String>) -> AppendError {
-    AppendError::BadRequest { field, why: why.into() }
+    AppendError::BadRequest {
+        field,
+        why: why.into(),
+    }
 }
 
-fn check_text(field: &'static str, v: &str, max: usize, allow_empty: bool) -> Result<(), AppendError> {
+fn check_text(
+    field: &'static str,
+    v: &str,
+    max: usize,
+    allow_empty: bool,
+) -> Result<(), AppendError> {
     if !allow_empty && v.is_empty() {
         return Err(bad(field, "must not be empty"));
     }
@@ -614,9 +761,13 @@ impl Builder {
         for job in jobs {
             if self.shared.poisoned.load(Ordering::SeqCst) {
                 let reply = match job {
-                    Job::Append(_, r) | Job::CreateApp { reply: r, .. } | Job::RotateKey { reply: r, .. } => r,
+                    Job::Append(_, r)
+                    | Job::CreateApp { reply: r, .. }
+                    | Job::RotateKey { reply: r, .. } => r,
                 };
-                let _ = reply.send(Err(AppendError::Durability("an earlier fsync failed".into())));
+                let _ = reply.send(Err(AppendError::Durability(
+                    "an earlier fsync failed".into(),
+                )));
                 continue;
             }
             match job {
@@ -626,13 +777,23 @@ impl Builder {
                         let _ = reply.send(Err(e));
                     }
                 },
-                Job::CreateApp { app, source, classes, reply } => match self.create_app(&mut g, &app, &source, classes) {
+                Job::CreateApp {
+                    app,
+                    source,
+                    classes,
+                    reply,
+                } => match self.create_app(&mut g, &app, &source, classes) {
                     Ok(o) => g.replies.push((reply, o)),
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
                 },
-                Job::RotateKey { app, actor, reason, reply } => match self.rotate(&mut g, &app, actor, reason) {
+                Job::RotateKey {
+                    app,
+                    actor,
+                    reason,
+                    reply,
+                } => match self.rotate(&mut g, &app, actor, reason) {
                     Ok(o) => g.replies.push((reply, o)),
                     Err(e) => {
                         let _ = reply.send(Err(e));
@@ -657,13 +818,20 @@ impl Builder {
         let mut batches: Vec<AppBatch> = Vec::new();
         for b in &mut g.built {
             let head = (b.event.seq, b.event.hash);
-            let write = EventWrite { bytes: std::mem::take(&mut b.write.bytes), ..b.write.clone() };
+            let write = EventWrite {
+                bytes: std::mem::take(&mut b.write.bytes),
+                ..b.write.clone()
+            };
             match batches.iter_mut().find(|x| x.app == b.event.app) {
                 Some(x) => {
                     x.events.push(write);
                     x.head = head;
                 }
-                None => batches.push(AppBatch { app: b.event.app.clone(), events: vec![write], head }),
+                None => batches.push(AppBatch {
+                    app: b.event.app.clone(),
+                    events: vec![write],
+                    head,
+                }),
             }
         }
         if !batches.is_empty() {
@@ -686,7 +854,13 @@ impl Builder {
             .keys()
             .filter_map(|app| {
                 let s = self.apps.get(app)?;
-                Some((app.clone(), AppView { head: s.head, schema: s.schema.clone() }))
+                Some((
+                    app.clone(),
+                    AppView {
+                        head: s.head,
+                        schema: s.schema.clone(),
+                    },
+                ))
             })
             .collect();
         // Each new event answers exactly one request (a repeated idempotency key in the
@@ -698,27 +872,54 @@ impl Builder {
             .map(|(reply, o)| {
                 let r = match o {
                     Outcome::New(i) => match events.get_mut(i).and_then(Option::take) {
-                        Some(event) => Ok(Appended { event, duplicate: false }),
-                        None => Err(AppendError::WriteFailed("internal: an event answered two requests".into())),
+                        Some(event) => Ok(Appended {
+                            event,
+                            duplicate: false,
+                        }),
+                        None => Err(AppendError::WriteFailed(
+                            "internal: an event answered two requests".into(),
+                        )),
                     },
-                    Outcome::Existing(e) => Ok(Appended { event: *e, duplicate: true }),
+                    Outcome::Existing(e) => Ok(Appended {
+                        event: *e,
+                        duplicate: true,
+                    }),
                 };
                 (reply, r)
             })
             .collect();
-        let _ = self.to_syncer.send(Synced { replies, views, retire: g.retire });
+        let _ = self.to_syncer.send(Synced {
+            replies,
+            views,
+            retire: g.retire,
+        });
     }
 
     fn state(&self, app: &str) -> Result<&AppState, AppendError> {
-        self.apps.get(app).ok_or_else(|| AppendError::UnknownApp(app.to_string()))
+        self.apps
+            .get(app)
+            .ok_or_else(|| AppendError::UnknownApp(app.to_string()))
     }
 
     /// Whether a record exists, and whether it was deleted, counting this group's events.
     /// Nothing follows a deletion, so this group's last event on a record decides.
-    fn record_state(&self, g: &Group, app: &str, class: &str, id: &str) -> Result<RecordState, AppendError> {
-        if let Some((_, k)) = g.versions.get(&(app.to_string(), class.to_string(), id.to_string())) {
+    fn record_state(
+        &self,
+        g: &Group,
+        app: &str,
+        class: &str,
+        id: &str,
+    ) -> Result<RecordState, AppendError> {
+        if let Some((_, k)) = g
+            .versions
+            .get(&(app.to_string(), class.to_string(), id.to_string()))
+        {
             let deleted = EventKind::from_code(*k).is_some_and(EventKind::deletes_subject);
-            return Ok(if deleted { RecordState::Deleted } else { RecordState::Live });
+            return Ok(if deleted {
+                RecordState::Deleted
+            } else {
+                RecordState::Live
+            });
         }
         Ok(match self.shared.store.record_state(app, class, id)? {
             None => RecordState::Absent,
@@ -733,13 +934,25 @@ impl Builder {
 
     fn require_live(&self, g: &Group, app: &str, class: &str, id: &str) -> Result<(), AppendError> {
         match self.record_state(g, app, class, id)? {
-            RecordState::Absent => Err(AppendError::NotFound { class: class.into(), object_id: id.into() }),
-            RecordState::Deleted => Err(AppendError::Deleted { class: class.into(), object_id: id.into() }),
+            RecordState::Absent => Err(AppendError::NotFound {
+                class: class.into(),
+                object_id: id.into(),
+            }),
+            RecordState::Deleted => Err(AppendError::Deleted {
+                class: class.into(),
+                object_id: id.into(),
+            }),
             RecordState::Live => Ok(()),
         }
     }
 
-    fn check_pointers(&self, g: &Group, app: &str, class: &str, fields: &Map<String, Value>) -> Result<(), AppendError> {
+    fn check_pointers(
+        &self,
+        g: &Group,
+        app: &str,
+        class: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<(), AppendError> {
         for (field, target, id) in validate::pointers(fields) {
             if !self.live(g, app, target, id)? {
                 return Err(AppendError::PointerTargetMissing {
@@ -756,7 +969,9 @@ impl Builder {
     fn new_object_id(&mut self, g: &Group, app: &str, class: &str) -> Result<String, AppendError> {
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
         loop {
-            let id: String = (0..10).map(|_| ALPHABET[self.rng.gen_range(0..ALPHABET.len())] as char).collect();
+            let id: String = (0..10)
+                .map(|_| ALPHABET[self.rng.gen_range(0..ALPHABET.len())] as char)
+                .collect();
             if self.record_state(g, app, class, &id)? == RecordState::Absent {
                 return Ok(id);
             }
@@ -767,7 +982,12 @@ impl Builder {
         let app = req.app.as_str();
         self.state(app)?;
         check_text("actor.user_id", &req.actor.user_id, MAX_ACTOR_FIELD, false)?;
-        check_text("actor.username", &req.actor.username, MAX_ACTOR_FIELD, false)?;
+        check_text(
+            "actor.username",
+            &req.actor.username,
+            MAX_ACTOR_FIELD,
+            false,
+        )?;
         check_text("actor.role", &req.actor.role, MAX_ACTOR_FIELD, true)?;
         if let Some(r) = &req.reason {
             check_text("reason", r, MAX_REASON, false)?;
@@ -778,62 +998,140 @@ impl Builder {
                 return Ok(Outcome::Existing(Box::new(g.built[i].event.clone())));
             }
             if let Some(seq) = self.shared.store.idempotent(app, k)? {
-                let e = read_event(&*self.shared.store, app, seq).map_err(|e| AppendError::WriteFailed(e.to_string()))?;
+                let e = read_event(&*self.shared.store, app, seq)
+                    .map_err(|e| AppendError::WriteFailed(e.to_string()))?;
                 return Ok(Outcome::Existing(Box::new(e)));
             }
         }
         let draft = self.draft(g, app, req.command)?;
-        let i = self.chain(g, app, req.actor, req.idempotency_key, req.reason, draft, None)?;
+        let i = self.chain(
+            g,
+            app,
+            req.actor,
+            req.idempotency_key,
+            req.reason,
+            draft,
+            None,
+        )?;
         Ok(Outcome::New(i))
     }
 
     fn draft(&mut self, g: &Group, app: &str, cmd: Command) -> Result<Draft, AppendError> {
-        let subject = |class: &str, id: &str| Some(Subject { class: class.into(), object_id: id.into() });
+        let subject = |class: &str, id: &str| {
+            Some(Subject {
+                class: class.into(),
+                object_id: id.into(),
+            })
+        };
         let schema = self.state(app)?.schema.clone();
         Ok(match cmd {
-            Command::CreateRecord { class, object_id, fields } => {
+            Command::CreateRecord {
+                class,
+                object_id,
+                fields,
+            } => {
                 let fields = validate::check_create(&schema, &class, &fields)?;
                 self.check_pointers(g, app, &class, &fields)?;
                 let id = match object_id {
                     Some(id) => {
                         if !is_valid_object_id(&id) {
-                            return Err(bad("objectId", format!("{id:?} is not 1 to 64 of [A-Za-z0-9_-]")));
+                            return Err(bad(
+                                "objectId",
+                                format!("{id:?} is not 1 to 64 of [A-Za-z0-9_-]"),
+                            ));
                         }
                         if self.record_state(g, app, &class, &id)? != RecordState::Absent {
-                            return Err(AppendError::AlreadyExists { class, object_id: id });
+                            return Err(AppendError::AlreadyExists {
+                                class,
+                                object_id: id,
+                            });
                         }
                         id
                     }
                     None => self.new_object_id(g, app, &class)?,
                 };
-                let kind = if class == USER_CLASS { EventKind::UserCreated } else { EventKind::RecordCreated };
-                Draft { kind, subject: subject(&class, &id), payload: json!({"fields": fields}), indexed: true, mark: None }
+                let kind = if class == USER_CLASS {
+                    EventKind::UserCreated
+                } else {
+                    EventKind::RecordCreated
+                };
+                Draft {
+                    kind,
+                    subject: subject(&class, &id),
+                    payload: json!({"fields": fields}),
+                    indexed: true,
+                    mark: None,
+                }
             }
-            Command::UpdateRecord { class, object_id, set, unset } => {
+            Command::UpdateRecord {
+                class,
+                object_id,
+                set,
+                unset,
+            } => {
                 let (set, unset) = validate::check_update(&schema, &class, &set, &unset)?;
                 self.require_live(g, app, &class, &object_id)?;
                 self.check_pointers(g, app, &class, &set)?;
-                let kind = if class == USER_CLASS { EventKind::UserUpdated } else { EventKind::RecordUpdated };
-                Draft { kind, subject: subject(&class, &object_id), payload: json!({"set": set, "unset": unset}), indexed: true, mark: None }
+                let kind = if class == USER_CLASS {
+                    EventKind::UserUpdated
+                } else {
+                    EventKind::RecordUpdated
+                };
+                Draft {
+                    kind,
+                    subject: subject(&class, &object_id),
+                    payload: json!({"set": set, "unset": unset}),
+                    indexed: true,
+                    mark: None,
+                }
             }
             Command::DeleteRecord { class, object_id } => {
                 if schema.class(&class).is_none() {
                     return Err(validate::ValidationError::UnknownClass { class }.into());
                 }
                 self.require_live(g, app, &class, &object_id)?;
-                let kind = if class == USER_CLASS { EventKind::UserDeleted } else { EventKind::RecordDeleted };
-                Draft { kind, subject: subject(&class, &object_id), payload: json!({}), indexed: true, mark: None }
+                let kind = if class == USER_CLASS {
+                    EventKind::UserDeleted
+                } else {
+                    EventKind::RecordDeleted
+                };
+                Draft {
+                    kind,
+                    subject: subject(&class, &object_id),
+                    payload: json!({}),
+                    indexed: true,
+                    mark: None,
+                }
             }
-            Command::SignRecord { class, object_id, version_seq, meaning, printed_name } => {
+            Command::SignRecord {
+                class,
+                object_id,
+                version_seq,
+                meaning,
+                printed_name,
+            } => {
                 check_text("printed_name", &printed_name, MAX_ACTOR_FIELD, false)?;
                 self.require_live(g, app, &class, &object_id)?;
                 let latest = self.latest_data_version(g, app, &class, &object_id)?;
                 if latest != version_seq {
-                    return Err(AppendError::OutdatedVersion { class, object_id, given: version_seq, latest });
+                    return Err(AppendError::OutdatedVersion {
+                        class,
+                        object_id,
+                        given: version_seq,
+                        latest,
+                    });
                 }
-                let version_hash = match g.built.iter().find(|b| b.event.app == app && b.event.seq == version_seq) {
+                let version_hash = match g
+                    .built
+                    .iter()
+                    .find(|b| b.event.app == app && b.event.seq == version_seq)
+                {
                     Some(b) => b.event.hash,
-                    None => read_event(&*self.shared.store, app, version_seq).map_err(|e| AppendError::WriteFailed(e.to_string()))?.hash,
+                    None => {
+                        read_event(&*self.shared.store, app, version_seq)
+                            .map_err(|e| AppendError::WriteFailed(e.to_string()))?
+                            .hash
+                    }
                 };
                 Draft {
                     kind: EventKind::RecordSigned,
@@ -846,50 +1144,121 @@ impl Builder {
             Command::ChangeSchema(change) => {
                 let mut next = (*schema).clone();
                 next.apply(&change)?;
-                Draft { kind: EventKind::SchemaChanged, subject: None, payload: change.to_json(), indexed: false, mark: Some(Mark::Schema) }
+                Draft {
+                    kind: EventKind::SchemaChanged,
+                    subject: None,
+                    payload: change.to_json(),
+                    indexed: false,
+                    mark: Some(Mark::Schema),
+                }
             }
-            Command::ChangeRole { user_id, role, granted } => {
+            Command::ChangeRole {
+                user_id,
+                role,
+                granted,
+            } => {
                 check_text("role", &role, MAX_ACTOR_FIELD, false)?;
                 self.require_live(g, app, USER_CLASS, &user_id)?;
-                Draft { kind: EventKind::RoleChanged, subject: subject(USER_CLASS, &user_id), payload: json!({"role": role, "granted": granted}), indexed: true, mark: None }
+                Draft {
+                    kind: EventKind::RoleChanged,
+                    subject: subject(USER_CLASS, &user_id),
+                    payload: json!({"role": role, "granted": granted}),
+                    indexed: true,
+                    mark: None,
+                }
             }
             Command::Login { user_id } => {
                 self.require_live(g, app, USER_CLASS, &user_id)?;
-                Draft { kind: EventKind::LoginSucceeded, subject: subject(USER_CLASS, &user_id), payload: json!({}), indexed: false, mark: None }
+                Draft {
+                    kind: EventKind::LoginSucceeded,
+                    subject: subject(USER_CLASS, &user_id),
+                    payload: json!({}),
+                    indexed: false,
+                    mark: None,
+                }
             }
             Command::LoginFailed { username, detail } => {
                 check_text("username", &username, MAX_ACTOR_FIELD, true)?;
                 check_text("detail", &detail, MAX_REASON, true)?;
-                Draft { kind: EventKind::LoginFailed, subject: None, payload: json!({"username": username, "detail": detail}), indexed: false, mark: None }
+                Draft {
+                    kind: EventKind::LoginFailed,
+                    subject: None,
+                    payload: json!({"username": username, "detail": detail}),
+                    indexed: false,
+                    mark: None,
+                }
             }
             Command::Logout { user_id } => {
                 self.require_live(g, app, USER_CLASS, &user_id)?;
-                Draft { kind: EventKind::Logout, subject: subject(USER_CLASS, &user_id), payload: json!({}), indexed: false, mark: None }
+                Draft {
+                    kind: EventKind::Logout,
+                    subject: subject(USER_CLASS, &user_id),
+                    payload: json!({}),
+                    indexed: false,
+                    mark: None,
+                }
             }
-            Command::AccessDenied { operation, class, object_id } => {
+            Command::AccessDenied {
+                operation,
+                class,
+                object_id,
+            } => {
                 check_text("operation", &operation, MAX_ACTOR_FIELD, false)?;
                 let subj = match (&class, &object_id) {
                     (Some(c), Some(o)) => subject(c, o),
                     _ => None,
                 };
-                Draft { kind: EventKind::AccessDenied, subject: subj, payload: json!({"operation": operation, "class": class, "object_id": object_id}), indexed: false, mark: None }
+                Draft {
+                    kind: EventKind::AccessDenied,
+                    subject: subj,
+                    payload: json!({"operation": operation, "class": class, "object_id": object_id}),
+                    indexed: false,
+                    mark: None,
+                }
             }
-            Command::AccountLocked { user_id, failed_attempts } => {
+            Command::AccountLocked {
+                user_id,
+                failed_attempts,
+            } => {
                 self.require_live(g, app, USER_CLASS, &user_id)?;
-                Draft { kind: EventKind::AccountLocked, subject: subject(USER_CLASS, &user_id), payload: json!({"failed_attempts": failed_attempts}), indexed: false, mark: None }
+                Draft {
+                    kind: EventKind::AccountLocked,
+                    subject: subject(USER_CLASS, &user_id),
+                    payload: json!({"failed_attempts": failed_attempts}),
+                    indexed: false,
+                    mark: None,
+                }
             }
         })
     }
 
-    fn latest_data_version(&self, g: &Group, app: &str, class: &str, id: &str) -> Result<u64, AppendError> {
-        let is_data = |k: u8| EventKind::from_code(k).is_some_and(|k| k.is_record_change() || matches!(k, EventKind::UserCreated | EventKind::UserUpdated));
-        if let Some((seq, k)) = g.versions.get(&(app.to_string(), class.to_string(), id.to_string())) {
+    fn latest_data_version(
+        &self,
+        g: &Group,
+        app: &str,
+        class: &str,
+        id: &str,
+    ) -> Result<u64, AppendError> {
+        let is_data = |k: u8| {
+            EventKind::from_code(k).is_some_and(|k| {
+                k.is_record_change() || matches!(k, EventKind::UserCreated | EventKind::UserUpdated)
+            })
+        };
+        if let Some((seq, k)) =
+            g.versions
+                .get(&(app.to_string(), class.to_string(), id.to_string()))
+        {
             if is_data(*k) {
                 return Ok(*seq);
             }
         }
         let pending_sig_or_role = g.built.iter().rev().find(|b| {
-            b.event.app == app && b.event.subject.as_ref().is_some_and(|s| s.class == class && s.object_id == id) && is_data(b.event.kind.code())
+            b.event.app == app
+                && b.event
+                    .subject
+                    .as_ref()
+                    .is_some_and(|s| s.class == class && s.object_id == id)
+                && is_data(b.event.kind.code())
         });
         if let Some(b) = pending_sig_or_role {
             return Ok(b.event.seq);
@@ -916,9 +1285,16 @@ impl Builder {
         draft: Draft,
         new_state: Option<AppState>,
     ) -> Result<usize, AppendError> {
-        let payload = serde_json::to_vec(&draft.payload).map_err(|e| bad("payload", e.to_string()))?;
+        let payload =
+            serde_json::to_vec(&draft.payload).map_err(|e| bad("payload", e.to_string()))?;
         if payload.len() > MAX_PAYLOAD {
-            return Err(bad("payload", format!("{} bytes, more than the {MAX_PAYLOAD}-byte limit", payload.len())));
+            return Err(bad(
+                "payload",
+                format!(
+                    "{} bytes, more than the {MAX_PAYLOAD}-byte limit",
+                    payload.len()
+                ),
+            ));
         }
         let now = self.clock.now();
         let mut id = [0u8; 16];
@@ -933,9 +1309,14 @@ impl Builder {
             None => self.apps.get(app).cloned(),
         };
         if let Some(p) = &prior {
-            g.undo.entry(app.to_string()).or_insert_with(|| Some(p.clone()));
+            g.undo
+                .entry(app.to_string())
+                .or_insert_with(|| Some(p.clone()));
         }
-        let state = self.apps.get_mut(app).ok_or_else(|| AppendError::UnknownApp(app.to_string()))?;
+        let state = self
+            .apps
+            .get_mut(app)
+            .ok_or_else(|| AppendError::UnknownApp(app.to_string()))?;
         let (seq, prev_hash, recorded_at) = match prior {
             Some(p) => (p.head.seq + 1, p.head.hash, now.max(p.head.recorded_at)),
             None => (1, GENESIS_PREV_HASH, now),
@@ -958,7 +1339,11 @@ impl Builder {
             signature: [0; 64],
         };
         event.hash = event_hash(&event);
-        state.head = Head { seq, hash: event.hash, recorded_at };
+        state.head = Head {
+            seq,
+            hash: event.hash,
+            recorded_at,
+        };
         if draft.kind == EventKind::SchemaChanged {
             let mut next = (*state.schema).clone();
             let change = SchemaChange::from_json(&draft.payload)?;
@@ -967,36 +1352,65 @@ impl Builder {
         }
         let key = state.key.clone();
         let sets_state = match draft.kind {
-            EventKind::RecordCreated | EventKind::UserCreated => Some(crate::store::RecordState { deleted: false, since: seq }),
-            EventKind::RecordDeleted | EventKind::UserDeleted => Some(crate::store::RecordState { deleted: true, since: seq }),
+            EventKind::RecordCreated | EventKind::UserCreated => Some(crate::store::RecordState {
+                deleted: false,
+                since: seq,
+            }),
+            EventKind::RecordDeleted | EventKind::UserDeleted => Some(crate::store::RecordState {
+                deleted: true,
+                since: seq,
+            }),
             _ => None,
         };
         let version = match (&event.subject, draft.indexed) {
             (Some(s), true) => {
-                g.versions.insert((app.to_string(), s.class.clone(), s.object_id.clone()), (seq, draft.kind.code()));
+                g.versions.insert(
+                    (app.to_string(), s.class.clone(), s.object_id.clone()),
+                    (seq, draft.kind.code()),
+                );
                 Some((s.class.clone(), s.object_id.clone(), draft.kind.code()))
             }
             _ => None,
         };
         if let Some(k) = &event.idempotency_key {
-            g.idempotency.insert((app.to_string(), k.clone()), g.built.len());
+            g.idempotency
+                .insert((app.to_string(), k.clone()), g.built.len());
         }
         g.built.push(Built {
-            write: EventWrite { seq, bytes: Vec::new(), version, sets_state, idempotency_key: event.idempotency_key.clone(), mark: draft.mark },
+            write: EventWrite {
+                seq,
+                bytes: Vec::new(),
+                version,
+                sets_state,
+                idempotency_key: event.idempotency_key.clone(),
+                mark: draft.mark,
+            },
             event,
             key,
         });
         Ok(g.built.len() - 1)
     }
 
-    fn create_app(&mut self, g: &mut Group, app: &str, source: &str, classes: Vec<ClassDef>) -> Result<Outcome, AppendError> {
+    fn create_app(
+        &mut self,
+        g: &mut Group,
+        app: &str,
+        source: &str,
+        classes: Vec<ClassDef>,
+    ) -> Result<Outcome, AppendError> {
         if !is_valid_app_name(app) {
-            return Err(bad("app", format!("{app:?} must be 1 to 64 of [a-z0-9_-], starting with a letter")));
+            return Err(bad(
+                "app",
+                format!("{app:?} must be 1 to 64 of [a-z0-9_-], starting with a letter"),
+            ));
         }
         if self.apps.contains_key(app) || !self.shared.store.marked(app, Mark::Key)?.is_empty() {
             return Err(AppendError::AppExists(app.to_string()));
         }
-        let change = SchemaChange::Define { source: source.to_string(), classes };
+        let change = SchemaChange::Define {
+            source: source.to_string(),
+            classes,
+        };
         let mut schema = AppSchema::default();
         schema.apply(&change)?;
         let key = Arc::new(self.shared.keys.create(app)?);
@@ -1008,15 +1422,35 @@ impl Builder {
             indexed: false,
             mark: Some(Mark::Key),
         };
-        let placeholder = Head { seq: 0, hash: GENESIS_PREV_HASH, recorded_at: Timestamp(i64::MIN) };
-        let state = AppState { head: placeholder, schema: Arc::new(AppSchema::default()), key };
+        let placeholder = Head {
+            seq: 0,
+            hash: GENESIS_PREV_HASH,
+            recorded_at: Timestamp(i64::MIN),
+        };
+        let state = AppState {
+            head: placeholder,
+            schema: Arc::new(AppSchema::default()),
+            key,
+        };
         self.chain(g, app, Actor::system(), None, None, genesis, Some(state))?;
-        let define = Draft { kind: EventKind::SchemaChanged, subject: None, payload: change.to_json(), indexed: false, mark: Some(Mark::Schema) };
+        let define = Draft {
+            kind: EventKind::SchemaChanged,
+            subject: None,
+            payload: change.to_json(),
+            indexed: false,
+            mark: Some(Mark::Schema),
+        };
         let i = self.chain(g, app, Actor::system(), None, None, define, None)?;
         Ok(Outcome::New(i))
     }
 
-    fn rotate(&mut self, g: &mut Group, app: &str, actor: Actor, reason: Option<String>) -> Result<Outcome, AppendError> {
+    fn rotate(
+        &mut self,
+        g: &mut Group,
+        app: &str,
+        actor: Actor,
+        reason: Option<String>,
+    ) -> Result<Outcome, AppendError> {
         let old = self.state(app)?.key.id();
         if let Some(r) = &reason {
             check_text("reason", r, MAX_REASON, false)?;

@@ -51,7 +51,7 @@ pub use event::{Actor, Event, EventKind, Hash32, KeyId, Subject};
 pub use keys::{AppKey, FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore, PublicKey};
 pub use ledger::{Head, Ledger, LedgerConfig, OpenError, Pending, ReadError};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
-pub use verify::{Failure, FailureKind, VerifyPolicy, VerifyMode, VerifyReport};
+pub use verify::{Failure, FailureKind, VerifyMode, VerifyPolicy, VerifyReport};
 pub use verify_store::{verify_raw, verify_store};
 
 /// Encodes and decodes the internal stored form of events (for tools that read raw stores).

@@ -115,18 +115,41 @@ impl fmt::Display for FailureKind {
         match self {
             FailureKind::Undecodable { detail } => write!(f, "record cannot be decoded: {detail}"),
             FailureKind::Gap { found } => write!(f, "gap: event missing, next present is {found}"),
-            FailureKind::OutOfOrder { found } => write!(f, "out of order: found event {found} again"),
-            FailureKind::Misplaced { claims } => write!(f, "misplaced: the record stored here claims to be event {claims}"),
+            FailureKind::OutOfOrder { found } => {
+                write!(f, "out of order: found event {found} again")
+            }
+            FailureKind::Misplaced { claims } => write!(
+                f,
+                "misplaced: the record stored here claims to be event {claims}"
+            ),
             FailureKind::WrongApp { found } => write!(f, "belongs to app {found:?}"),
-            FailureKind::HashMismatch { stored, computed } => write!(f, "hash mismatch: stored {stored}, recomputed {computed}"),
+            FailureKind::HashMismatch { stored, computed } => {
+                write!(f, "hash mismatch: stored {stored}, recomputed {computed}")
+            }
             FailureKind::PayloadDigestMismatch => write!(f, "payload does not match its digest"),
-            FailureKind::BrokenLink { prev_hash, expected } => write!(f, "broken link: prev_hash {prev_hash}, previous event's hash {expected}"),
-            FailureKind::TimeWentBackwards { previous, this } => write!(f, "recorded time went backwards: {this} after {previous}"),
-            FailureKind::UnknownKey { key_id, detail } => write!(f, "unknown key {key_id}: {detail}"),
+            FailureKind::BrokenLink {
+                prev_hash,
+                expected,
+            } => write!(
+                f,
+                "broken link: prev_hash {prev_hash}, previous event's hash {expected}"
+            ),
+            FailureKind::TimeWentBackwards { previous, this } => {
+                write!(f, "recorded time went backwards: {this} after {previous}")
+            }
+            FailureKind::UnknownKey { key_id, detail } => {
+                write!(f, "unknown key {key_id}: {detail}")
+            }
             FailureKind::BadKeyDeclaration { detail } => write!(f, "bad key declaration: {detail}"),
             FailureKind::BadSignature => write!(f, "bad signature"),
-            FailureKind::Truncated { expected_last } => write!(f, "missing: the chain ends before event {expected_last}, its recorded head"),
-            FailureKind::HeadMismatch { expected, found } => write!(f, "head mismatch: the head records hash {expected}, the event has {found}"),
+            FailureKind::Truncated { expected_last } => write!(
+                f,
+                "missing: the chain ends before event {expected_last}, its recorded head"
+            ),
+            FailureKind::HeadMismatch { expected, found } => write!(
+                f,
+                "head mismatch: the head records hash {expected}, the event has {found}"
+            ),
         }
     }
 }
@@ -282,12 +305,20 @@ impl ChainVerifier {
                 let (hash_ok, computed, digest_ok) = match &item.event {
                     Ok(e) => {
                         let computed = event_hash(e);
-                        let digest_ok = e.payload.as_deref().is_none_or(|p| payload_digest(p) == e.payload_digest);
+                        let digest_ok = e
+                            .payload
+                            .as_deref()
+                            .is_none_or(|p| payload_digest(p) == e.payload_digest);
                         (computed == e.hash, computed, digest_ok)
                     }
                     Err(_) => (false, [0; 32], false),
                 };
-                Checked { item, hash_ok, computed, digest_ok }
+                Checked {
+                    item,
+                    hash_ok,
+                    computed,
+                    digest_ok,
+                }
             })
             .collect();
         let mut sigs: Vec<SigJob> = Vec::with_capacity(checked.len());
@@ -304,7 +335,10 @@ impl ChainVerifier {
         }
         if self.mode == VerifyMode::Full {
             if let Some(bad) = first_bad_signature(&sigs) {
-                fail = Some(Failure { seq: bad, kind: FailureKind::BadSignature });
+                fail = Some(Failure {
+                    seq: bad,
+                    kind: FailureKind::BadSignature,
+                });
                 accepted.retain(|e| e.seq < bad);
             }
         }
@@ -321,7 +355,10 @@ impl ChainVerifier {
         }
         if let (None, Some((n, _))) = (&self.report.failure, self.policy.expected_head) {
             if self.report.last_seq < n {
-                self.report.failure = Some(Failure { seq: self.report.last_seq + 1, kind: FailureKind::Truncated { expected_last: n } });
+                self.report.failure = Some(Failure {
+                    seq: self.report.last_seq + 1,
+                    kind: FailureKind::Truncated { expected_last: n },
+                });
             }
         }
         self.report.app = self.app;
@@ -349,18 +386,33 @@ impl ChainVerifier {
             r.keys.push(KeyRange {
                 key_id: declared.key_id,
                 public_key: declared.hex(),
-                from_seq: if e.kind == EventKind::AppCreated { e.seq } else { e.seq + 1 },
+                from_seq: if e.kind == EventKind::AppCreated {
+                    e.seq
+                } else {
+                    e.seq + 1
+                },
                 to_seq: None,
             });
         }
     }
 
-    fn check_one<'a>(&mut self, c: &'a Checked, sigs: &mut Vec<SigJob>) -> Result<&'a Event, Failure> {
+    fn check_one<'a>(
+        &mut self,
+        c: &'a Checked,
+        sigs: &mut Vec<SigJob>,
+    ) -> Result<&'a Event, Failure> {
         let at = self.next_seq;
         let fail = |seq: u64, kind: FailureKind| Failure { seq, kind };
         let e = match &c.item.event {
             Ok(e) => e,
-            Err(detail) => return Err(fail(c.item.key.unwrap_or(at), FailureKind::Undecodable { detail: detail.clone() })),
+            Err(detail) => {
+                return Err(fail(
+                    c.item.key.unwrap_or(at),
+                    FailureKind::Undecodable {
+                        detail: detail.clone(),
+                    },
+                ))
+            }
         };
         let position = c.item.key.unwrap_or(e.seq);
         if position > at {
@@ -373,25 +425,54 @@ impl ChainVerifier {
             return Err(fail(at, FailureKind::Misplaced { claims: e.seq }));
         }
         if e.app != self.app {
-            return Err(fail(at, FailureKind::WrongApp { found: e.app.clone() }));
+            return Err(fail(
+                at,
+                FailureKind::WrongApp {
+                    found: e.app.clone(),
+                },
+            ));
         }
         if !c.hash_ok {
-            return Err(fail(at, FailureKind::HashMismatch { stored: hex::encode(e.hash), computed: hex::encode(c.computed) }));
+            return Err(fail(
+                at,
+                FailureKind::HashMismatch {
+                    stored: hex::encode(e.hash),
+                    computed: hex::encode(c.computed),
+                },
+            ));
         }
         if !c.digest_ok {
             return Err(fail(at, FailureKind::PayloadDigestMismatch));
         }
         if e.prev_hash != self.prev_hash {
-            return Err(fail(at, FailureKind::BrokenLink { prev_hash: hex::encode(e.prev_hash), expected: hex::encode(self.prev_hash) }));
+            return Err(fail(
+                at,
+                FailureKind::BrokenLink {
+                    prev_hash: hex::encode(e.prev_hash),
+                    expected: hex::encode(self.prev_hash),
+                },
+            ));
         }
         if let Some(prev) = self.prev_time {
             if e.recorded_at < prev {
-                return Err(fail(at, FailureKind::TimeWentBackwards { previous: prev.to_rfc3339(), this: e.recorded_at.to_rfc3339() }));
+                return Err(fail(
+                    at,
+                    FailureKind::TimeWentBackwards {
+                        previous: prev.to_rfc3339(),
+                        this: e.recorded_at.to_rfc3339(),
+                    },
+                ));
             }
         }
         if let Some((n, h)) = self.policy.expected_head {
             if e.seq == n && e.hash != h {
-                return Err(fail(at, FailureKind::HeadMismatch { expected: hex::encode(h), found: hex::encode(e.hash) }));
+                return Err(fail(
+                    at,
+                    FailureKind::HeadMismatch {
+                        expected: hex::encode(h),
+                        found: hex::encode(e.hash),
+                    },
+                ));
             }
         }
         if self.mode == VerifyMode::Full {
@@ -408,45 +489,71 @@ impl ChainVerifier {
     fn signing_key_for(&mut self, e: &Event) -> Result<VerifyingKey, Failure> {
         let unknown = |detail: String| Failure {
             seq: e.seq,
-            kind: FailureKind::UnknownKey { key_id: e.key_id.to_string(), detail },
+            kind: FailureKind::UnknownKey {
+                key_id: e.key_id.to_string(),
+                detail,
+            },
         };
         let declared = match declared_key(e) {
             None => None,
             Some(Ok(k)) => Some(k),
-            Some(Err(detail)) => return Err(Failure { seq: e.seq, kind: FailureKind::BadKeyDeclaration { detail } }),
+            Some(Err(detail)) => {
+                return Err(Failure {
+                    seq: e.seq,
+                    kind: FailureKind::BadKeyDeclaration { detail },
+                })
+            }
         };
         if e.seq == 1 {
             let k = declared.ok_or_else(|| Failure {
                 seq: 1,
-                kind: FailureKind::BadKeyDeclaration { detail: "event 1 must be app.created declaring the first key".into() },
+                kind: FailureKind::BadKeyDeclaration {
+                    detail: "event 1 must be app.created declaring the first key".into(),
+                },
             })?;
             if let Some(trusted) = &self.policy.trusted_genesis {
                 if !trusted.contains(&k) {
-                    return Err(unknown(format!("the genesis key {} is not among the trusted keys", k.key_id)));
+                    return Err(unknown(format!(
+                        "the genesis key {} is not among the trusted keys",
+                        k.key_id
+                    )));
                 }
             }
             self.check_published(e, &k)?;
             let vk = k.verifying_key().ok_or_else(|| Failure {
                 seq: 1,
-                kind: FailureKind::BadKeyDeclaration { detail: "the genesis key is not a valid ed25519 point".into() },
+                kind: FailureKind::BadKeyDeclaration {
+                    detail: "the genesis key is not a valid ed25519 point".into(),
+                },
             })?;
             self.active = Some((k.key_id, vk));
         } else if e.kind == EventKind::AppCreated {
-            return Err(Failure { seq: e.seq, kind: FailureKind::BadKeyDeclaration { detail: "app.created after event 1".into() } });
+            return Err(Failure {
+                seq: e.seq,
+                kind: FailureKind::BadKeyDeclaration {
+                    detail: "app.created after event 1".into(),
+                },
+            });
         }
         let (active_id, active_vk) = self.active.ok_or_else(|| unknown("no active key".into()))?;
         if e.key_id != active_id {
-            return Err(unknown(format!("the active key at this point is {active_id}")));
+            return Err(unknown(format!(
+                "the active key at this point is {active_id}"
+            )));
         }
         if e.kind == EventKind::KeyRotated {
             let k = declared.ok_or_else(|| Failure {
                 seq: e.seq,
-                kind: FailureKind::BadKeyDeclaration { detail: "key.rotated without a key".into() },
+                kind: FailureKind::BadKeyDeclaration {
+                    detail: "key.rotated without a key".into(),
+                },
             })?;
             self.check_published(e, &k)?;
             let vk = k.verifying_key().ok_or_else(|| Failure {
                 seq: e.seq,
-                kind: FailureKind::BadKeyDeclaration { detail: "the new key is not a valid ed25519 point".into() },
+                kind: FailureKind::BadKeyDeclaration {
+                    detail: "the new key is not a valid ed25519 point".into(),
+                },
             })?;
             self.active = Some((k.key_id, vk));
         }
@@ -475,14 +582,25 @@ pub fn declared_key(e: &Event) -> Option<Result<PublicKey, String>> {
     }
     let parse = || -> Result<PublicKey, String> {
         let payload = e.payload.as_deref().ok_or("the payload was redacted")?;
-        let v: Value = serde_json::from_slice(payload).map_err(|err| format!("payload is not JSON: {err}"))?;
-        let hex_key = v.pointer("/key/public_key").and_then(Value::as_str).ok_or("payload has no key.public_key")?;
+        let v: Value =
+            serde_json::from_slice(payload).map_err(|err| format!("payload is not JSON: {err}"))?;
+        let hex_key = v
+            .pointer("/key/public_key")
+            .and_then(Value::as_str)
+            .ok_or("payload has no key.public_key")?;
         let mut bytes = [0u8; 32];
-        hex::decode_to_slice(hex_key, &mut bytes).map_err(|_| "key.public_key is not 64 hex digits")?;
+        hex::decode_to_slice(hex_key, &mut bytes)
+            .map_err(|_| "key.public_key is not 64 hex digits")?;
         let k = PublicKey::from_bytes(bytes);
-        let id = v.pointer("/key/key_id").and_then(Value::as_str).ok_or("payload has no key.key_id")?;
+        let id = v
+            .pointer("/key/key_id")
+            .and_then(Value::as_str)
+            .ok_or("payload has no key.key_id")?;
         if id != k.key_id.to_string() {
-            return Err(format!("key.key_id {id} is not the id of key.public_key ({})", k.key_id));
+            return Err(format!(
+                "key.key_id {id} is not the id of key.public_key ({})",
+                k.key_id
+            ));
         }
         Ok(k)
     };

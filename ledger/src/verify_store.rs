@@ -5,14 +5,27 @@ use std::sync::mpsc;
 
 use crate::codec;
 use crate::store::Store;
-use crate::verify::{ChainVerifier, Item, VerifyPolicy, VerifyMode, VerifyReport};
+use crate::verify::{ChainVerifier, Item, VerifyMode, VerifyPolicy, VerifyReport};
 
 /// Events per chunk handed from the reader to the verifier.
 pub(crate) const CHUNK: usize = 8192;
 
 /// Verifies events `1..=upto` of `app` as stored (every stored event if `upto` is `u64::MAX`).
-pub fn verify_store(store: &dyn Store, app: &str, mode: VerifyMode, policy: VerifyPolicy, upto: u64) -> VerifyReport {
-    verify_raw(app, mode, policy, store.scan(app, 1).take_while(|r| r.as_ref().map_or(true, |(s, _)| *s <= upto)))
+pub fn verify_store(
+    store: &dyn Store,
+    app: &str,
+    mode: VerifyMode,
+    policy: VerifyPolicy,
+    upto: u64,
+) -> VerifyReport {
+    verify_raw(
+        app,
+        mode,
+        policy,
+        store
+            .scan(app, 1)
+            .take_while(|r| r.as_ref().map_or(true, |(s, _)| *s <= upto)),
+    )
 }
 
 /// Verifies raw stored records `(key seq, bytes)` in key order. Read errors count as
@@ -44,8 +57,14 @@ where
             let items = chunk
                 .into_iter()
                 .map(|r| match r {
-                    Ok((seq, bytes)) => Item { key: Some(seq), event: codec::decode(&bytes) },
-                    Err(e) => Item { key: None, event: Err(format!("read error: {e}")) },
+                    Ok((seq, bytes)) => Item {
+                        key: Some(seq),
+                        event: codec::decode(&bytes),
+                    },
+                    Err(e) => Item {
+                        key: None,
+                        event: Err(format!("read error: {e}")),
+                    },
                 })
                 .collect();
             verifier.push(items);

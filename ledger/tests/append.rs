@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use common::*;
 use ledger::schema::{FieldDef, FieldType, SchemaChange};
-use ledger::{AppendError, Command, EventKind, FailureKind, VerifyPolicy, Ledger, SignatureMeaning, Timestamp, VerifyMode};
+use ledger::{
+    AppendError, Command, EventKind, FailureKind, Ledger, SignatureMeaning, Timestamp, VerifyMode,
+    VerifyPolicy,
+};
 use serde_json::{json, Value};
 
 #[test]
@@ -21,44 +24,158 @@ fn every_kind_of_change_is_chained_and_verifies() {
     let upd = l
         .append(ledger::AppendRequest {
             reason: Some("re-run after calibration".into()),
-            ..req("gxp", Command::UpdateRecord { class: "ValidationLog".into(), object_id: id.clone(), set: obj(json!({"result": "fail"})), unset: vec![] })
+            ..req(
+                "gxp",
+                Command::UpdateRecord {
+                    class: "ValidationLog".into(),
+                    object_id: id.clone(),
+                    set: obj(json!({"result": "fail"})),
+                    unset: vec![],
+                },
+            )
         })
         .expect("update");
-    let payload: Value = serde_json::from_slice(upd.event.payload.as_deref().expect("payload")).expect("json");
-    assert_eq!(payload, json!({"set": {"result": "fail"}, "unset": []}), "only the changed field is recorded");
-    assert_eq!(upd.event.reason.as_deref(), Some("re-run after calibration"));
+    let payload: Value =
+        serde_json::from_slice(upd.event.payload.as_deref().expect("payload")).expect("json");
+    assert_eq!(
+        payload,
+        json!({"set": {"result": "fail"}, "unset": []}),
+        "only the changed field is recorded"
+    );
+    assert_eq!(
+        upd.event.reason.as_deref(),
+        Some("re-run after calibration")
+    );
     let signed = l
-        .append(req("gxp", Command::SignRecord { class: "ValidationLog".into(), object_id: id.clone(), version_seq: upd.event.seq, meaning: SignatureMeaning::Approval, printed_name: "Quinn Lead".into() }))
+        .append(req(
+            "gxp",
+            Command::SignRecord {
+                class: "ValidationLog".into(),
+                object_id: id.clone(),
+                version_seq: upd.event.seq,
+                meaning: SignatureMeaning::Approval,
+                printed_name: "Quinn Lead".into(),
+            },
+        ))
         .expect("sign");
-    let sp: Value = serde_json::from_slice(signed.event.payload.as_deref().expect("payload")).expect("json");
+    let sp: Value =
+        serde_json::from_slice(signed.event.payload.as_deref().expect("payload")).expect("json");
     assert_eq!(sp["version_hash"], hex::encode(upd.event.hash));
-    l.append(req("gxp", Command::ChangeRole { user_id: approver.clone(), role: "qa_reviewer".into(), granted: true })).expect("role");
-    l.append(req("gxp", Command::Login { user_id: approver.clone() })).expect("login");
-    l.append(req("gxp", Command::LoginFailed { username: "mgr".into(), detail: "wrong password".into() })).expect("login failed");
-    l.append(req("gxp", Command::Logout { user_id: approver.clone() })).expect("logout");
-    l.append(req("gxp", Command::AccessDenied { operation: "delete".into(), class: Some("SystemAudit".into()), object_id: None })).expect("denied");
-    l.append(req("gxp", Command::AccountLocked { user_id: approver.clone(), failed_attempts: 5 })).expect("locked");
-    l.append(req("gxp", Command::ChangeSchema(SchemaChange::AddField { class: "ValidationLog".into(), field: "batch".into(), def: FieldDef::new(FieldType::String) })))
-        .expect("schema");
-    let del = l.append(req("gxp", Command::DeleteRecord { class: "ValidationLog".into(), object_id: id.clone() })).expect("delete");
-    l.rotate_key("gxp", actor(), Some("annual rotation".into())).expect("rotate");
+    l.append(req(
+        "gxp",
+        Command::ChangeRole {
+            user_id: approver.clone(),
+            role: "qa_reviewer".into(),
+            granted: true,
+        },
+    ))
+    .expect("role");
+    l.append(req(
+        "gxp",
+        Command::Login {
+            user_id: approver.clone(),
+        },
+    ))
+    .expect("login");
+    l.append(req(
+        "gxp",
+        Command::LoginFailed {
+            username: "mgr".into(),
+            detail: "wrong password".into(),
+        },
+    ))
+    .expect("login failed");
+    l.append(req(
+        "gxp",
+        Command::Logout {
+            user_id: approver.clone(),
+        },
+    ))
+    .expect("logout");
+    l.append(req(
+        "gxp",
+        Command::AccessDenied {
+            operation: "delete".into(),
+            class: Some("SystemAudit".into()),
+            object_id: None,
+        },
+    ))
+    .expect("denied");
+    l.append(req(
+        "gxp",
+        Command::AccountLocked {
+            user_id: approver.clone(),
+            failed_attempts: 5,
+        },
+    ))
+    .expect("locked");
+    l.append(req(
+        "gxp",
+        Command::ChangeSchema(SchemaChange::AddField {
+            class: "ValidationLog".into(),
+            field: "batch".into(),
+            def: FieldDef::new(FieldType::String),
+        }),
+    ))
+    .expect("schema");
+    let del = l
+        .append(req(
+            "gxp",
+            Command::DeleteRecord {
+                class: "ValidationLog".into(),
+                object_id: id.clone(),
+            },
+        ))
+        .expect("delete");
+    l.rotate_key("gxp", actor(), Some("annual rotation".into()))
+        .expect("rotate");
     create(&l, "gxp", "ValidationLog", validation_log(&approver)).expect("create after rotation");
 
     let versions = l.versions("gxp", "ValidationLog", &id).expect("versions");
     let kinds: Vec<EventKind> = versions.iter().map(|v| v.1).collect();
-    assert_eq!(kinds, vec![EventKind::RecordCreated, EventKind::RecordUpdated, EventKind::RecordSigned, EventKind::RecordDeleted]);
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::RecordCreated,
+            EventKind::RecordUpdated,
+            EventKind::RecordSigned,
+            EventKind::RecordDeleted
+        ]
+    );
     assert_eq!(versions.last().map(|v| v.0), Some(del.event.seq));
 
     let head = l.head("gxp").expect("head");
-    let report = l.verify("gxp", VerifyMode::Full, VerifyPolicy::default()).expect("verify");
+    let report = l
+        .verify("gxp", VerifyMode::Full, VerifyPolicy::default())
+        .expect("verify");
     assert!(report.ok(), "{:?}", report.failure);
     assert_eq!(report.verified, head.seq);
     assert_eq!(report.keys.len(), 2, "genesis key and the rotated-in key");
-    assert_eq!(report.keys[0].to_seq, Some(head.seq - 1), "old key signed up to and including the rotation");
-    assert!(l.schema("gxp").expect("schema").class("ValidationLog").expect("class").fields.contains_key("batch"));
-    assert!(!l.schema_at("gxp", 2).expect("schema at 2").class("ValidationLog").expect("class").fields.contains_key("batch"));
+    assert_eq!(
+        report.keys[0].to_seq,
+        Some(head.seq - 1),
+        "old key signed up to and including the rotation"
+    );
+    assert!(l
+        .schema("gxp")
+        .expect("schema")
+        .class("ValidationLog")
+        .expect("class")
+        .fields
+        .contains_key("batch"));
+    assert!(!l
+        .schema_at("gxp", 2)
+        .expect("schema at 2")
+        .class("ValidationLog")
+        .expect("class")
+        .fields
+        .contains_key("batch"));
     // Every seq from 1 to the head, no gaps.
-    let seqs: Vec<u64> = l.events("gxp", 1, u64::MAX).expect("events").map(|e| e.expect("event").seq).collect();
+    let seqs: Vec<u64> = l
+        .events("gxp", 1, u64::MAX)
+        .expect("events")
+        .map(|e| e.expect("event").seq)
+        .collect();
     assert_eq!(seqs, (1..=head.seq).collect::<Vec<_>>());
 }
 
@@ -66,7 +183,12 @@ fn every_kind_of_change_is_chained_and_verifies() {
 fn rejected_appends_return_typed_errors_and_leave_the_log_exactly_as_it_was() {
     let (l, _) = mem_ledger();
     let approver = user(&l, "gxp", "mgr");
-    let id = create(&l, "gxp", "ValidationLog", validation_log(&approver)).expect("ok").event.subject.expect("s").object_id;
+    let id = create(&l, "gxp", "ValidationLog", validation_log(&approver))
+        .expect("ok")
+        .event
+        .subject
+        .expect("s")
+        .object_id;
     let before = export_text(&l, "gxp");
     let with = |k: &str, v: Value| {
         let mut f = validation_log(&approver);
@@ -76,40 +198,226 @@ fn rejected_appends_return_typed_errors_and_leave_the_log_exactly_as_it_was() {
     let mut missing = validation_log(&approver);
     missing.as_object_mut().expect("obj").remove("result");
     let cases: Vec<(&str, Result<ledger::Appended, AppendError>)> = vec![
-        ("wrong type", create(&l, "gxp", "ValidationLog", with("result", json!(42)))),
-        ("missing required", create(&l, "gxp", "ValidationLog", missing)),
-        ("unknown class", create(&l, "gxp", "NoSuchClass", json!({"a": 1}))),
-        ("unknown field", create(&l, "gxp", "ValidationLog", with("colour", json!("red")))),
-        ("bad pointer format", create(&l, "gxp", "ValidationLog", with("approvedBy", json!({"__type": "Pointer", "className": "_User"})))),
-        ("pointer to wrong class", create(&l, "gxp", "ValidationLog", with("approvedBy", pointer("ComplianceLog", &approver)))),
-        ("pointer to missing object", create(&l, "gxp", "ValidationLog", with("approvedBy", pointer("_User", "ghost")))),
-        ("bad date", create(&l, "gxp", "ValidationLog", with("executedAt", date("2026-02-30T10:00:00Z")))),
-        ("date as plain string", create(&l, "gxp", "ValidationLog", with("executedAt", json!("2026-11-17")))),
-        ("unknown app", create(&l, "nope", "ValidationLog", validation_log(&approver))),
-        ("password in a user", create(&l, "gxp", "_User", json!({"username": "x", "password": "hunter2"}))),
-        ("update of a missing record", l.append(req("gxp", Command::UpdateRecord { class: "ValidationLog".into(), object_id: "ghost".into(), set: obj(json!({"result": "x"})), unset: vec![] }))),
-        ("update removing a required field", l.append(req("gxp", Command::UpdateRecord { class: "ValidationLog".into(), object_id: id.clone(), set: obj(json!({"result": null})), unset: vec![] }))),
-        ("empty update", l.append(req("gxp", Command::UpdateRecord { class: "ValidationLog".into(), object_id: id.clone(), set: obj(json!({})), unset: vec![] }))),
-        ("sign an outdated version", l.append(req("gxp", Command::SignRecord { class: "ValidationLog".into(), object_id: id.clone(), version_seq: 1, meaning: SignatureMeaning::Review, printed_name: "Q".into() }))),
-        ("schema change to a dangling class", l.append(req("gxp", Command::ChangeSchema(SchemaChange::AddField { class: "ValidationLog".into(), field: "x".into(), def: FieldDef::new(FieldType::Pointer { target_class: "Nope".into() }) })))),
-        ("empty reason", l.append(ledger::AppendRequest { reason: Some(String::new()), ..req("gxp", Command::DeleteRecord { class: "ValidationLog".into(), object_id: id.clone() }) })),
-        ("oversized idempotency key", l.append(ledger::AppendRequest { idempotency_key: Some("k".repeat(1000)), ..req("gxp", Command::DeleteRecord { class: "ValidationLog".into(), object_id: id.clone() }) })),
-        ("oversized payload", create(&l, "gxp", "ValidationLog", with("testedSystem", json!("x".repeat(200_000))))),
-        ("bad objectId", l.append(req("gxp", Command::CreateRecord { class: "ValidationLog".into(), object_id: Some("has space".into()), fields: obj(validation_log(&approver)) }))),
-        ("duplicate objectId", l.append(req("gxp", Command::CreateRecord { class: "ValidationLog".into(), object_id: Some(id.clone()), fields: obj(validation_log(&approver)) }))),
-        ("duplicate app", l.create_app("gxp", "test", vec![]).map_err(Into::into)),
-        ("bad app name", l.create_app("Bad App", "test", vec![]).map_err(Into::into)),
+        (
+            "wrong type",
+            create(&l, "gxp", "ValidationLog", with("result", json!(42))),
+        ),
+        (
+            "missing required",
+            create(&l, "gxp", "ValidationLog", missing),
+        ),
+        (
+            "unknown class",
+            create(&l, "gxp", "NoSuchClass", json!({"a": 1})),
+        ),
+        (
+            "unknown field",
+            create(&l, "gxp", "ValidationLog", with("colour", json!("red"))),
+        ),
+        (
+            "bad pointer format",
+            create(
+                &l,
+                "gxp",
+                "ValidationLog",
+                with(
+                    "approvedBy",
+                    json!({"__type": "Pointer", "className": "_User"}),
+                ),
+            ),
+        ),
+        (
+            "pointer to wrong class",
+            create(
+                &l,
+                "gxp",
+                "ValidationLog",
+                with("approvedBy", pointer("ComplianceLog", &approver)),
+            ),
+        ),
+        (
+            "pointer to missing object",
+            create(
+                &l,
+                "gxp",
+                "ValidationLog",
+                with("approvedBy", pointer("_User", "ghost")),
+            ),
+        ),
+        (
+            "bad date",
+            create(
+                &l,
+                "gxp",
+                "ValidationLog",
+                with("executedAt", date("2026-02-30T10:00:00Z")),
+            ),
+        ),
+        (
+            "date as plain string",
+            create(
+                &l,
+                "gxp",
+                "ValidationLog",
+                with("executedAt", json!("2026-11-17")),
+            ),
+        ),
+        (
+            "unknown app",
+            create(&l, "nope", "ValidationLog", validation_log(&approver)),
+        ),
+        (
+            "password in a user",
+            create(
+                &l,
+                "gxp",
+                "_User",
+                json!({"username": "x", "password": "hunter2"}),
+            ),
+        ),
+        (
+            "update of a missing record",
+            l.append(req(
+                "gxp",
+                Command::UpdateRecord {
+                    class: "ValidationLog".into(),
+                    object_id: "ghost".into(),
+                    set: obj(json!({"result": "x"})),
+                    unset: vec![],
+                },
+            )),
+        ),
+        (
+            "update removing a required field",
+            l.append(req(
+                "gxp",
+                Command::UpdateRecord {
+                    class: "ValidationLog".into(),
+                    object_id: id.clone(),
+                    set: obj(json!({"result": null})),
+                    unset: vec![],
+                },
+            )),
+        ),
+        (
+            "empty update",
+            l.append(req(
+                "gxp",
+                Command::UpdateRecord {
+                    class: "ValidationLog".into(),
+                    object_id: id.clone(),
+                    set: obj(json!({})),
+                    unset: vec![],
+                },
+            )),
+        ),
+        (
+            "sign an outdated version",
+            l.append(req(
+                "gxp",
+                Command::SignRecord {
+                    class: "ValidationLog".into(),
+                    object_id: id.clone(),
+                    version_seq: 1,
+                    meaning: SignatureMeaning::Review,
+                    printed_name: "Q".into(),
+                },
+            )),
+        ),
+        (
+            "schema change to a dangling class",
+            l.append(req(
+                "gxp",
+                Command::ChangeSchema(SchemaChange::AddField {
+                    class: "ValidationLog".into(),
+                    field: "x".into(),
+                    def: FieldDef::new(FieldType::Pointer {
+                        target_class: "Nope".into(),
+                    }),
+                }),
+            )),
+        ),
+        (
+            "empty reason",
+            l.append(ledger::AppendRequest {
+                reason: Some(String::new()),
+                ..req(
+                    "gxp",
+                    Command::DeleteRecord {
+                        class: "ValidationLog".into(),
+                        object_id: id.clone(),
+                    },
+                )
+            }),
+        ),
+        (
+            "oversized idempotency key",
+            l.append(ledger::AppendRequest {
+                idempotency_key: Some("k".repeat(1000)),
+                ..req(
+                    "gxp",
+                    Command::DeleteRecord {
+                        class: "ValidationLog".into(),
+                        object_id: id.clone(),
+                    },
+                )
+            }),
+        ),
+        (
+            "oversized payload",
+            create(
+                &l,
+                "gxp",
+                "ValidationLog",
+                with("testedSystem", json!("x".repeat(200_000))),
+            ),
+        ),
+        (
+            "bad objectId",
+            l.append(req(
+                "gxp",
+                Command::CreateRecord {
+                    class: "ValidationLog".into(),
+                    object_id: Some("has space".into()),
+                    fields: obj(validation_log(&approver)),
+                },
+            )),
+        ),
+        (
+            "duplicate objectId",
+            l.append(req(
+                "gxp",
+                Command::CreateRecord {
+                    class: "ValidationLog".into(),
+                    object_id: Some(id.clone()),
+                    fields: obj(validation_log(&approver)),
+                },
+            )),
+        ),
+        ("duplicate app", l.create_app("gxp", "test", vec![])),
+        ("bad app name", l.create_app("Bad App", "test", vec![])),
     ];
     for (name, r) in cases {
         let e = r.err().unwrap_or_else(|| panic!("{name}: accepted"));
         let msg = e.to_string();
         assert!(!msg.is_empty(), "{name}");
         let expected_variant = match name {
-            "wrong type" => matches!(e, AppendError::Invalid(ledger::schema::validate::ValidationError::WrongType { .. })) && msg.contains("ValidationLog.result") && msg.contains("String") && msg.contains("Number"),
+            "wrong type" => {
+                matches!(
+                    e,
+                    AppendError::Invalid(
+                        ledger::schema::validate::ValidationError::WrongType { .. }
+                    )
+                ) && msg.contains("ValidationLog.result")
+                    && msg.contains("String")
+                    && msg.contains("Number")
+            }
             "missing required" => msg.contains("ValidationLog.result") && msg.contains("required"),
             "unknown class" => msg.contains("NoSuchClass"),
             "unknown field" => msg.contains("colour"),
-            "pointer to missing object" => matches!(e, AppendError::PointerTargetMissing { .. }) && msg.contains("ghost"),
+            "pointer to missing object" => {
+                matches!(e, AppendError::PointerTargetMissing { .. }) && msg.contains("ghost")
+            }
             "bad date" => msg.contains("2026-02-30"),
             "unknown app" => matches!(e, AppendError::UnknownApp(_)),
             "update of a missing record" => matches!(e, AppendError::NotFound { .. }),
@@ -120,7 +428,11 @@ fn rejected_appends_return_typed_errors_and_leave_the_log_exactly_as_it_was() {
         };
         assert!(expected_variant, "{name}: unexpected error {e:?}");
     }
-    assert_eq!(export_text(&l, "gxp"), before, "a refused append wrote something");
+    assert_eq!(
+        export_text(&l, "gxp"),
+        before,
+        "a refused append wrote something"
+    );
 }
 
 #[test]
@@ -129,7 +441,14 @@ fn a_repeated_idempotency_key_returns_the_first_event() {
     let approver = user(&l, "gxp", "mgr");
     let r = || ledger::AppendRequest {
         idempotency_key: Some("req-42".into()),
-        ..req("gxp", Command::CreateRecord { class: "ValidationLog".into(), object_id: None, fields: obj(validation_log(&approver)) })
+        ..req(
+            "gxp",
+            Command::CreateRecord {
+                class: "ValidationLog".into(),
+                object_id: None,
+                fields: obj(validation_log(&approver)),
+            },
+        )
     };
     let first = l.append(r()).expect("first");
     let head = l.head("gxp").expect("head");
@@ -139,13 +458,31 @@ fn a_repeated_idempotency_key_returns_the_first_event() {
     assert_eq!(l.head("gxp"), Some(head));
     // The same key in one group (submitted together) also yields one event.
     let pend: Vec<_> = (0..8)
-        .map(|_| l.submit(ledger::AppendRequest { idempotency_key: Some("req-43".into()), ..req("gxp", Command::Login { user_id: approver.clone() }) }))
+        .map(|_| {
+            l.submit(ledger::AppendRequest {
+                idempotency_key: Some("req-43".into()),
+                ..req(
+                    "gxp",
+                    Command::Login {
+                        user_id: approver.clone(),
+                    },
+                )
+            })
+        })
         .collect();
-    let seqs: std::collections::HashSet<u64> = pend.into_iter().map(|p| p.wait().expect("ok").event.seq).collect();
+    let seqs: std::collections::HashSet<u64> = pend
+        .into_iter()
+        .map(|p| p.wait().expect("ok").event.seq)
+        .collect();
     assert_eq!(seqs.len(), 1);
     // The same key in another app is another request.
     let other = user(&l, "iso9001", "boss");
-    let o = l.append(ledger::AppendRequest { idempotency_key: Some("req-42".into()), ..req("iso9001", Command::Login { user_id: other }) }).expect("other app");
+    let o = l
+        .append(ledger::AppendRequest {
+            idempotency_key: Some("req-42".into()),
+            ..req("iso9001", Command::Login { user_id: other })
+        })
+        .expect("other app");
     assert!(!o.duplicate);
 }
 
@@ -166,17 +503,29 @@ fn concurrent_appenders_get_one_gapless_order_each_acknowledged_once() {
                     .map(|i| {
                         let mut f = validation_log(&approver);
                         f["protocolId"] = json!(format!("T{t}-{i}"));
-                        create(&l, "gxp", "ValidationLog", f).expect("append").event.seq
+                        create(&l, "gxp", "ValidationLog", f)
+                            .expect("append")
+                            .event
+                            .seq
                     })
                     .collect::<Vec<u64>>()
             })
         })
         .collect();
-    let mut all: Vec<u64> = handles.into_iter().flat_map(|h| h.join().expect("thread")).collect();
+    let mut all: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("thread"))
+        .collect();
     all.sort_unstable();
     let first = all[0];
-    assert_eq!(all, (first..first + (threads * per) as u64).collect::<Vec<_>>(), "gapless, each once");
-    let report = l.verify("gxp", VerifyMode::Full, VerifyPolicy::default()).expect("verify");
+    assert_eq!(
+        all,
+        (first..first + (threads * per) as u64).collect::<Vec<_>>(),
+        "gapless, each once"
+    );
+    let report = l
+        .verify("gxp", VerifyMode::Full, VerifyPolicy::default())
+        .expect("verify");
     assert!(report.ok(), "{:?}", report.failure);
     assert_eq!(report.last_seq, first + (threads * per) as u64 - 1);
 }
@@ -189,14 +538,47 @@ fn recorded_time_never_decreases_and_seq_at_finds_the_last_event_before_an_insta
     let times = [100, 200, 200, 50, 300];
     for (i, dt) in times.iter().enumerate() {
         clock.set(Timestamp(T0 + dt * 1_000_000));
-        let e = l.append(req("gxp", Command::Login { user_id: u.clone() })).expect("login").event;
+        let e = l
+            .append(req("gxp", Command::Login { user_id: u.clone() }))
+            .expect("login")
+            .event;
         assert_eq!(e.seq, base + 1 + i as u64);
     }
-    let recorded: Vec<i64> = (base + 1..=base + 5).map(|s| l.event("gxp", s).expect("read").expect("some").recorded_at.0).collect();
-    assert_eq!(recorded, vec![T0 + 100_000_000, T0 + 200_000_000, T0 + 200_000_000, T0 + 200_000_000, T0 + 300_000_000], "the clock went back; the chain did not");
-    assert_eq!(l.seq_at("gxp", Timestamp(T0 + 150_000_000)).expect("seq_at"), base + 1);
-    assert_eq!(l.seq_at("gxp", Timestamp(T0 + 200_000_000)).expect("seq_at"), base + 4);
-    assert_eq!(l.seq_at("gxp", Timestamp(T0 + 999_000_000)).expect("seq_at"), base + 5);
+    let recorded: Vec<i64> = (base + 1..=base + 5)
+        .map(|s| {
+            l.event("gxp", s)
+                .expect("read")
+                .expect("some")
+                .recorded_at
+                .0
+        })
+        .collect();
+    assert_eq!(
+        recorded,
+        vec![
+            T0 + 100_000_000,
+            T0 + 200_000_000,
+            T0 + 200_000_000,
+            T0 + 200_000_000,
+            T0 + 300_000_000
+        ],
+        "the clock went back; the chain did not"
+    );
+    assert_eq!(
+        l.seq_at("gxp", Timestamp(T0 + 150_000_000))
+            .expect("seq_at"),
+        base + 1
+    );
+    assert_eq!(
+        l.seq_at("gxp", Timestamp(T0 + 200_000_000))
+            .expect("seq_at"),
+        base + 4
+    );
+    assert_eq!(
+        l.seq_at("gxp", Timestamp(T0 + 999_000_000))
+            .expect("seq_at"),
+        base + 5
+    );
     assert_eq!(l.seq_at("gxp", Timestamp(T0 - 1)).expect("seq_at"), 0);
 }
 
@@ -208,22 +590,37 @@ fn the_sled_store_survives_reopening_and_refuses_a_second_process() {
         l.ensure_builtin_apps().expect("apps");
         let u = user(&l, "hipaa", "privacy.officer");
         l.rotate_key("hipaa", actor(), None).expect("rotate");
-        l.append(req("hipaa", Command::Login { user_id: u })).expect("login");
+        l.append(req("hipaa", Command::Login { user_id: u }))
+            .expect("login");
         let second = ledger::store::SledStore::open(&dir.path().join("store"));
-        assert!(matches!(second, Err(ledger::store::StoreError::Locked { .. })), "second open must be refused: {second:?}");
-        (l.head("hipaa").expect("head"), l.public_keys("hipaa").expect("keys"))
+        assert!(
+            matches!(second, Err(ledger::store::StoreError::Locked { .. })),
+            "second open must be refused: {second:?}"
+        );
+        (
+            l.head("hipaa").expect("head"),
+            l.public_keys("hipaa").expect("keys"),
+        )
     };
     let l = Ledger::open_dir(dir.path()).expect("reopen");
-    assert_eq!(l.apps(), vec!["gxp", "hipaa", "iso14001", "iso9001", "training"]);
+    assert_eq!(
+        l.apps(),
+        vec!["gxp", "hipaa", "iso14001", "iso9001", "training"]
+    );
     assert_eq!(l.head("hipaa"), Some(head));
     assert_eq!(l.public_keys("hipaa").expect("keys"), keys);
     assert!(l.ensure_builtin_apps().expect("idempotent").is_empty());
     // The rotated-out private key is destroyed; the active one signs on.
-    let key_files: Vec<_> = std::fs::read_dir(dir.path().join("keys/hipaa")).expect("dir").collect();
+    let key_files: Vec<_> = std::fs::read_dir(dir.path().join("keys/hipaa"))
+        .expect("dir")
+        .collect();
     assert_eq!(key_files.len(), 1);
     let u2 = user(&l, "hipaa", "second");
     assert!(!u2.is_empty());
-    assert!(l.verify("hipaa", VerifyMode::Full, VerifyPolicy::default()).expect("verify").ok());
+    assert!(l
+        .verify("hipaa", VerifyMode::Full, VerifyPolicy::default())
+        .expect("verify")
+        .ok());
 }
 
 #[test]
@@ -245,7 +642,9 @@ fn tampering_with_the_sled_store_is_reported_at_that_event() {
         let key = ledger::store::layout::event_key(target);
         let mut bytes = tree.get(key).expect("get").expect("present").to_vec();
         let mut e = ledger::stored::decode(&bytes).expect("decode");
-        let p = String::from_utf8(e.payload.take().expect("payload")).expect("utf8").replace("pass", "fail");
+        let p = String::from_utf8(e.payload.take().expect("payload"))
+            .expect("utf8")
+            .replace("pass", "fail");
         e.payload = Some(p.into_bytes());
         bytes = ledger::stored::encode(&e);
         tree.insert(key, bytes).expect("insert");
@@ -253,7 +652,9 @@ fn tampering_with_the_sled_store_is_reported_at_that_event() {
     }
     let l = Ledger::open_dir(dir.path()).expect("reopen");
     for mode in [VerifyMode::Full, VerifyMode::LinksOnly] {
-        let r = l.verify("gxp", mode, VerifyPolicy::default()).expect("verify");
+        let r = l
+            .verify("gxp", mode, VerifyPolicy::default())
+            .expect("verify");
         let f = r.failure.expect("tampering must be found");
         assert_eq!(f.seq, target);
         assert_eq!(f.kind, FailureKind::PayloadDigestMismatch);
@@ -274,11 +675,18 @@ fn cutting_events_off_the_end_of_the_sled_store_is_refused_at_open() {
     {
         let store = ledger::store::SledStore::open(&dir.path().join("store")).expect("store");
         let tree = store.raw_tree("gxp").expect("tree");
-        tree.remove(ledger::store::layout::event_key(head.seq)).expect("remove");
+        tree.remove(ledger::store::layout::event_key(head.seq))
+            .expect("remove");
         tree.flush().expect("flush");
     }
     let err = Ledger::open_dir(dir.path()).err().expect("must refuse");
     let msg = err.to_string();
-    assert!(matches!(err, ledger::OpenError::Corrupt { seq, .. } if seq == head.seq), "{msg}");
-    assert!(msg.contains(&format!("event {}", head.seq)) && msg.contains("altered"), "{msg}");
+    assert!(
+        matches!(err, ledger::OpenError::Corrupt { seq, .. } if seq == head.seq),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("event {}", head.seq)) && msg.contains("altered"),
+        "{msg}"
+    );
 }

@@ -54,17 +54,30 @@ fn acknowledged_appends_survive_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = std::env::current_exe().expect("test binary");
     // A different kill moment each round; the seed is printed so a failure can be replayed.
-    let seed = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(7, |d| d.as_nanos() as u64)
-    });
+    let seed = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(7, |d| d.as_nanos() as u64)
+        });
     println!("crash seed {seed}");
     let mut rng = seed;
     let mut total_acked = 0usize;
     for round in 0..4 {
-        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let delay = Duration::from_millis(150 + (rng >> 33) % 900);
         let mut child = Process::new(&exe)
-            .args(["crash_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -78,8 +91,13 @@ fn acknowledged_appends_survive_sigkill() {
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                     if let Some(rest) = line.strip_prefix("ACK ") {
                         let mut parts = rest.split(' ');
-                        if let (Some(Ok(seq)), Some(hash)) = (parts.next().map(str::parse::<u64>), parts.next()) {
-                            acked.lock().unwrap_or_else(|p| p.into_inner()).push((seq, hash.to_string()));
+                        if let (Some(Ok(seq)), Some(hash)) =
+                            (parts.next().map(str::parse::<u64>), parts.next())
+                        {
+                            acked
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((seq, hash.to_string()));
                         }
                     }
                 }
@@ -87,7 +105,9 @@ fn acknowledged_appends_survive_sigkill() {
         };
         // Wait until appends are flowing, then let the random delay run and kill.
         let start = Instant::now();
-        while acked.lock().unwrap_or_else(|p| p.into_inner()).is_empty() && start.elapsed() < Duration::from_secs(60) {
+        while acked.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+            && start.elapsed() < Duration::from_secs(60)
+        {
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(delay);
@@ -95,21 +115,39 @@ fn acknowledged_appends_survive_sigkill() {
         let _ = child.wait();
         reader.join().expect("reader");
         let acked = std::mem::take(&mut *acked.lock().unwrap_or_else(|p| p.into_inner()));
-        assert!(!acked.is_empty(), "round {round}: the child acknowledged nothing");
+        assert!(
+            !acked.is_empty(),
+            "round {round}: the child acknowledged nothing"
+        );
         total_acked += acked.len();
 
         let l = Ledger::open_dir(dir.path()).expect("reopen after SIGKILL");
         let head = l.head("gxp").expect("head");
         for (seq, hash) in &acked {
-            assert!(*seq <= head.seq, "round {round} (seed {seed}): acknowledged event {seq} lost; head is {}", head.seq);
+            assert!(
+                *seq <= head.seq,
+                "round {round} (seed {seed}): acknowledged event {seq} lost; head is {}",
+                head.seq
+            );
             let e = l.event("gxp", *seq).expect("read").expect("present");
-            assert_eq!(&hex::encode(e.hash), hash, "round {round}: event {seq} changed");
+            assert_eq!(
+                &hex::encode(e.hash),
+                hash,
+                "round {round}: event {seq} changed"
+            );
         }
-        let r = l.verify("gxp", VerifyMode::Full, VerifyPolicy::default()).expect("verify");
+        let r = l
+            .verify("gxp", VerifyMode::Full, VerifyPolicy::default())
+            .expect("verify");
         assert!(r.ok(), "round {round} (seed {seed}): {:?}", r.failure);
         assert_eq!(r.last_seq, head.seq);
         for app in l.apps() {
-            assert!(l.verify(&app, VerifyMode::Full, VerifyPolicy::default()).expect("verify").ok(), "{app}");
+            assert!(
+                l.verify(&app, VerifyMode::Full, VerifyPolicy::default())
+                    .expect("verify")
+                    .ok(),
+                "{app}"
+            );
         }
     }
     println!("{total_acked} acknowledged appends checked over 4 kills");

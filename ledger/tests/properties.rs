@@ -7,7 +7,9 @@ mod common;
 use common::*;
 use ledger::export::{event_line, verify_export};
 use ledger::schema::{FieldDef, FieldType, SchemaChange};
-use ledger::{Command, Event, FailureKind, VerifyPolicy, Ledger, SignatureMeaning, Timestamp, VerifyMode};
+use ledger::{
+    Command, Event, FailureKind, Ledger, SignatureMeaning, Timestamp, VerifyMode, VerifyPolicy,
+};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -47,34 +49,91 @@ fn run(ops: &[Op]) -> Ledger {
         let head = l.head("gxp");
         let pick = |v: &Vec<String>, i: usize| v.get(i % v.len().max(1)).cloned();
         let r = match op {
-            Op::User => create(&l, "gxp", "_User", json!({"username": format!("u{}", users.len())})).map(|a| {
+            Op::User => create(
+                &l,
+                "gxp",
+                "_User",
+                json!({"username": format!("u{}", users.len())}),
+            )
+            .map(|a| {
                 users.push(a.event.subject.clone().expect("s").object_id);
             }),
-            Op::Create(i) => create(&l, "gxp", "ValidationLog", validation_log(&pick(&users, *i).expect("a user"))).map(|a| {
+            Op::Create(i) => create(
+                &l,
+                "gxp",
+                "ValidationLog",
+                validation_log(&pick(&users, *i).expect("a user")),
+            )
+            .map(|a| {
                 records.push(a.event.subject.clone().expect("s").object_id);
             }),
             Op::Update(i, v) => match pick(&records, *i) {
                 None => continue,
                 Some(id) => l
-                    .append(req("gxp", Command::UpdateRecord { class: "ValidationLog".into(), object_id: id, set: obj(json!({"result": format!("r{v}")})), unset: vec![] }))
+                    .append(req(
+                        "gxp",
+                        Command::UpdateRecord {
+                            class: "ValidationLog".into(),
+                            object_id: id,
+                            set: obj(json!({"result": format!("r{v}")})),
+                            unset: vec![],
+                        },
+                    ))
                     .map(drop),
             },
             Op::Delete(i) => match pick(&records, *i) {
                 None => continue,
-                Some(id) => l.append(req("gxp", Command::DeleteRecord { class: "ValidationLog".into(), object_id: id })).map(drop),
+                Some(id) => l
+                    .append(req(
+                        "gxp",
+                        Command::DeleteRecord {
+                            class: "ValidationLog".into(),
+                            object_id: id,
+                        },
+                    ))
+                    .map(drop),
             },
             Op::Sign(i) => match pick(&records, *i) {
                 None => continue,
                 Some(id) => {
-                    let latest = l.versions("gxp", "ValidationLog", &id).expect("versions").iter().rev().find(|v| v.1.is_record_change()).map_or(0, |v| v.0);
-                    l.append(req("gxp", Command::SignRecord { class: "ValidationLog".into(), object_id: id, version_seq: latest, meaning: SignatureMeaning::Review, printed_name: "R".into() }))
-                        .map(drop)
+                    let latest = l
+                        .versions("gxp", "ValidationLog", &id)
+                        .expect("versions")
+                        .iter()
+                        .rev()
+                        .find(|v| v.1.is_record_change())
+                        .map_or(0, |v| v.0);
+                    l.append(req(
+                        "gxp",
+                        Command::SignRecord {
+                            class: "ValidationLog".into(),
+                            object_id: id,
+                            version_seq: latest,
+                            meaning: SignatureMeaning::Review,
+                            printed_name: "R".into(),
+                        },
+                    ))
+                    .map(drop)
                 }
             },
-            Op::Login(i) => l.append(req("gxp", Command::Login { user_id: pick(&users, *i).expect("user") })).map(drop),
+            Op::Login(i) => l
+                .append(req(
+                    "gxp",
+                    Command::Login {
+                        user_id: pick(&users, *i).expect("user"),
+                    },
+                ))
+                .map(drop),
             Op::Rotate => l.rotate_key("gxp", actor(), None).map(drop),
             Op::AddField(n) => l
-                .append(req("gxp", Command::ChangeSchema(SchemaChange::AddField { class: "ComplianceLog".into(), field: format!("f{n}"), def: FieldDef::new(FieldType::Number) })))
+                .append(req(
+                    "gxp",
+                    Command::ChangeSchema(SchemaChange::AddField {
+                        class: "ComplianceLog".into(),
+                        field: format!("f{n}"),
+                        def: FieldDef::new(FieldType::Number),
+                    }),
+                ))
                 .map(drop),
             Op::Clock(d) => {
                 clock.advance(*d);
@@ -82,7 +141,11 @@ fn run(ops: &[Op]) -> Ledger {
             }
         };
         if r.is_err() {
-            assert_eq!(l.head("gxp"), head, "a refused append moved the head: {op:?} {r:?}");
+            assert_eq!(
+                l.head("gxp"),
+                head,
+                "a refused append moved the head: {op:?} {r:?}"
+            );
         }
     }
     l
@@ -286,7 +349,10 @@ fn a_forged_key_is_refused_when_the_genesis_key_is_pinned() {
     // Re-sign the whole chain with a forger's key, rewriting genesis to declare it.
     let forger = ledger::AppKey::from_seed(&[0x66; 32]);
     let mut prev = ledger::canonical::GENESIS_PREV_HASH;
-    let mut lines = vec![json!({"type": "export", "format": "audit-ledger/export", "version": 1, "apps": ["gxp"]}).to_string()];
+    let mut lines = vec![
+        json!({"type": "export", "format": "audit-ledger/export", "version": 1, "apps": ["gxp"]})
+            .to_string(),
+    ];
     let forged_head_at = lines.len();
     lines.push(json!({"type": "app", "app": "gxp", "head_seq": 0, "head_hash": hex::encode([0u8; 32]), "keys": [{"key_id": forger.id().to_string(), "algorithm": "ed25519", "public_key": forger.public().hex(), "from_seq": 1, "to_seq": null}]}).to_string());
     for r in l.events("gxp", 1, u64::MAX).expect("events") {
@@ -304,16 +370,29 @@ fn a_forged_key_is_refused_when_the_genesis_key_is_pinned() {
         prev = e.hash;
         lines.push(event_line(&e));
     }
-    let mut app_line: serde_json::Value = serde_json::from_str(&lines[forged_head_at]).expect("json");
+    let mut app_line: serde_json::Value =
+        serde_json::from_str(&lines[forged_head_at]).expect("json");
     app_line["head_seq"] = json!(lines.len() - 2);
     app_line["head_hash"] = json!(hex::encode(prev));
     lines[forged_head_at] = app_line.to_string();
     let text = lines.join("\n");
     let unpinned = verify_export(text.as_bytes(), VerifyMode::Full, None).expect("parse");
-    assert!(unpinned[0].ok(), "self-consistent forgery verifies without a pinned key: that is why keys are pinned");
-    assert_ne!(unpinned[0].keys[0].public_key, real.public_key, "and the report shows the forger's key fingerprint");
-    let real_pk = ledger::PublicKey::from_bytes(hex::decode(&real.public_key).expect("hex").try_into().expect("32"));
-    let pinned = verify_export(text.as_bytes(), VerifyMode::Full, Some(vec![real_pk])).expect("parse");
+    assert!(
+        unpinned[0].ok(),
+        "self-consistent forgery verifies without a pinned key: that is why keys are pinned"
+    );
+    assert_ne!(
+        unpinned[0].keys[0].public_key, real.public_key,
+        "and the report shows the forger's key fingerprint"
+    );
+    let real_pk = ledger::PublicKey::from_bytes(
+        hex::decode(&real.public_key)
+            .expect("hex")
+            .try_into()
+            .expect("32"),
+    );
+    let pinned =
+        verify_export(text.as_bytes(), VerifyMode::Full, Some(vec![real_pk])).expect("parse");
     let f = pinned[0].failure.clone().expect("refused");
     assert_eq!(f.seq, 1);
     assert!(matches!(f.kind, FailureKind::UnknownKey { .. }));

@@ -25,9 +25,14 @@ pub fn parse_document(doc: &Value) -> Result<Vec<ClassDef>, SchemaError> {
         .ok_or_else(|| bad("\"classes\" must be an array".into()))?;
     let mut out: Vec<ClassDef> = Vec::new();
     for c in classes {
-        let obj = c.as_object().ok_or_else(|| bad("each class must be an object".into()))?;
+        let obj = c
+            .as_object()
+            .ok_or_else(|| bad("each class must be an object".into()))?;
         for k in obj.keys() {
-            if !matches!(k.as_str(), "className" | "fields" | "classLevelPermissions" | "indexes") {
+            if !matches!(
+                k.as_str(),
+                "className" | "fields" | "classLevelPermissions" | "indexes"
+            ) {
                 return Err(bad(format!("unknown class attribute {k:?}")));
             }
         }

@@ -15,6 +15,5 @@ mod types;
 pub mod validate;
 
 pub use types::{
-    AppSchema, ClassDef, FieldDef, FieldType, SchemaChange, SchemaError, SYSTEM_FIELDS,
-    USER_CLASS,
+    AppSchema, ClassDef, FieldDef, FieldType, SchemaChange, SchemaError, SYSTEM_FIELDS, USER_CLASS,
 };

@@ -16,7 +16,10 @@ use super::types::{ClassDef, FieldDef, FieldType, SchemaError, USER_CLASS};
 /// role, emailVerified.
 pub fn builtin_user() -> ClassDef {
     let mut fields = BTreeMap::new();
-    fields.insert("username".into(), FieldDef::new(FieldType::String).required());
+    fields.insert(
+        "username".into(),
+        FieldDef::new(FieldType::String).required(),
+    );
     fields.insert("email".into(), FieldDef::new(FieldType::String));
     let mut password = FieldDef::new(FieldType::String);
     password.secret = true;
@@ -50,7 +53,10 @@ pub fn parse(block: &str) -> Result<Vec<ClassDef>, SchemaError> {
         .strip_prefix("Schema:")
         .ok_or_else(|| err("the block must start with \"Schema:\"".into()))?;
     let entry_start = Regex::new(r"(?:^|\s)\d+\.\s").map_err(|e| err(e.to_string()))?;
-    let starts: Vec<(usize, usize)> = entry_start.find_iter(body).map(|m| (m.start(), m.end())).collect();
+    let starts: Vec<(usize, usize)> = entry_start
+        .find_iter(body)
+        .map(|m| (m.start(), m.end()))
+        .collect();
     if starts.is_empty() {
         return Err(err("no numbered classes found".into()));
     }
@@ -181,7 +187,12 @@ mod tests {
         let doc = &classes[1];
         assert_eq!(doc.name, "Doc");
         assert!(doc.fields["title"].required);
-        assert_eq!(doc.fields["owner"].field_type, FieldType::Pointer { target_class: "_User".into() });
+        assert_eq!(
+            doc.fields["owner"].field_type,
+            FieldType::Pointer {
+                target_class: "_User".into()
+            }
+        );
         assert!(!doc.fields["due"].required);
         assert!(doc.fields["code"].unique && doc.fields["code"].required);
         assert_eq!(doc.fields["n"].field_type, FieldType::Number);

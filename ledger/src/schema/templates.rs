@@ -64,18 +64,58 @@ mod tests {
     #[test]
     fn every_builtin_app_parses_and_applies_with_the_seed_classes() {
         let expected: &[(&str, &[&str])] = &[
-            ("gxp", &["ComplianceLog", "ValidationLog", "TrainingRecord", "SystemAudit"]),
-            ("iso9001", &["Audit", "DocumentControlLog", "NonConformance", "CAPA"]),
-            ("hipaa", &["AuditUser", "AccessLog", "BusinessAssociateAgreement", "TrainingRecord", "AuditFinding"]),
-            ("training", &["TrainingCourse", "AttendanceLog", "ExamScore", "CertificateStorage"]),
-            ("iso14001", &["AuditSite", "AspectImpactLog", "SpillKitLog", "LegalRegister", "AuditFinding"]),
+            (
+                "gxp",
+                &[
+                    "ComplianceLog",
+                    "ValidationLog",
+                    "TrainingRecord",
+                    "SystemAudit",
+                ],
+            ),
+            (
+                "iso9001",
+                &["Audit", "DocumentControlLog", "NonConformance", "CAPA"],
+            ),
+            (
+                "hipaa",
+                &[
+                    "AuditUser",
+                    "AccessLog",
+                    "BusinessAssociateAgreement",
+                    "TrainingRecord",
+                    "AuditFinding",
+                ],
+            ),
+            (
+                "training",
+                &[
+                    "TrainingCourse",
+                    "AttendanceLog",
+                    "ExamScore",
+                    "CertificateStorage",
+                ],
+            ),
+            (
+                "iso14001",
+                &[
+                    "AuditSite",
+                    "AspectImpactLog",
+                    "SpillKitLog",
+                    "LegalRegister",
+                    "AuditFinding",
+                ],
+            ),
         ];
         for (app, classes) in expected {
             let t = Template::named(app).expect("template");
             let defs = t.classes().expect("parse");
             let mut schema = AppSchema::default();
             schema
-                .apply(&SchemaChange::Define { source: format!("template:{app}"), classes: defs })
+                .apply(&SchemaChange::Define {
+                    source: format!("template:{app}"),
+                    classes: defs,
+                })
                 .expect("apply");
             let mut names: Vec<&str> = schema.classes.keys().map(String::as_str).collect();
             names.retain(|n| *n != "_User");
@@ -87,17 +127,40 @@ mod tests {
 
     #[test]
     fn field_details_follow_the_prompt_text() {
-        let gxp = Template::named("gxp").expect("gxp").classes().expect("parse");
-        let v = gxp.iter().find(|c| c.name == "ValidationLog").expect("ValidationLog");
+        let gxp = Template::named("gxp")
+            .expect("gxp")
+            .classes()
+            .expect("parse");
+        let v = gxp
+            .iter()
+            .find(|c| c.name == "ValidationLog")
+            .expect("ValidationLog");
         assert!(v.fields["executedAt"].required);
         assert_eq!(v.fields["executedAt"].field_type, FieldType::Date);
         assert!(!v.fields["approvedBy"].required);
-        assert_eq!(v.fields["approvedBy"].field_type, FieldType::Pointer { target_class: "_User".into() });
-        let hipaa = Template::named("hipaa").expect("hipaa").classes().expect("parse");
-        let au = hipaa.iter().find(|c| c.name == "AuditUser").expect("AuditUser");
+        assert_eq!(
+            v.fields["approvedBy"].field_type,
+            FieldType::Pointer {
+                target_class: "_User".into()
+            }
+        );
+        let hipaa = Template::named("hipaa")
+            .expect("hipaa")
+            .classes()
+            .expect("parse");
+        let au = hipaa
+            .iter()
+            .find(|c| c.name == "AuditUser")
+            .expect("AuditUser");
         assert!(au.fields["email"].unique);
-        let training = Template::named("training").expect("t").classes().expect("parse");
-        let cert = training.iter().find(|c| c.name == "CertificateStorage").expect("cert");
+        let training = Template::named("training")
+            .expect("t")
+            .classes()
+            .expect("parse");
+        let cert = training
+            .iter()
+            .find(|c| c.name == "CertificateStorage")
+            .expect("cert");
         assert_eq!(cert.fields["file"].field_type, FieldType::File);
     }
 }

@@ -140,11 +140,19 @@ impl FieldDef {
     /// Reads the JSON form; unknown attributes other than Parse's own are refused.
     pub fn from_json(class: &str, field: &str, v: &Value) -> Result<Self, SchemaError> {
         let bad = |why: &str| SchemaError::Invalid(format!("{class}.{field}: {why}"));
-        let m = v.as_object().ok_or_else(|| bad("a field definition must be an object"))?;
+        let m = v
+            .as_object()
+            .ok_or_else(|| bad("a field definition must be an object"))?;
         for k in m.keys() {
             if !matches!(
                 k.as_str(),
-                "type" | "targetClass" | "innerType" | "required" | "unique" | "secret" | "defaultValue"
+                "type"
+                    | "targetClass"
+                    | "innerType"
+                    | "required"
+                    | "unique"
+                    | "secret"
+                    | "defaultValue"
             ) {
                 return Err(bad(&format!("unknown attribute {k:?}")));
             }
@@ -161,7 +169,9 @@ impl FieldDef {
         let mut field_type = FieldType::from_name(type_name, target)?;
         if let FieldType::Array { inner } = &mut field_type {
             if let Some(it) = m.get("innerType") {
-                let it = it.as_str().ok_or_else(|| bad("\"innerType\" must be a string"))?;
+                let it = it
+                    .as_str()
+                    .ok_or_else(|| bad("\"innerType\" must be a string"))?;
                 let t = FieldType::from_name(it, None)?;
                 if matches!(t, FieldType::Array { .. } | FieldType::Pointer { .. }) {
                     return Err(bad("innerType must be a scalar type"));
@@ -211,10 +221,9 @@ impl ClassDef {
             .get("className")
             .and_then(Value::as_str)
             .ok_or_else(|| SchemaError::Invalid("a class needs a \"className\" string".into()))?;
-        let fields_v = v
-            .get("fields")
-            .and_then(Value::as_object)
-            .ok_or_else(|| SchemaError::Invalid(format!("class {name}: \"fields\" must be an object")))?;
+        let fields_v = v.get("fields").and_then(Value::as_object).ok_or_else(|| {
+            SchemaError::Invalid(format!("class {name}: \"fields\" must be an object"))
+        })?;
         let mut fields = BTreeMap::new();
         for (f, d) in fields_v {
             fields.insert(f.clone(), FieldDef::from_json(name, f, d)?);
@@ -281,14 +290,18 @@ impl SchemaChange {
             v.get(k)
                 .and_then(Value::as_str)
                 .map(str::to_string)
-                .ok_or_else(|| SchemaError::Invalid(format!("schema change: {k:?} must be a string")))
+                .ok_or_else(|| {
+                    SchemaError::Invalid(format!("schema change: {k:?} must be a string"))
+                })
         };
         match v.get("op").and_then(Value::as_str) {
             Some("define") => {
                 let classes = v
                     .get("classes")
                     .and_then(Value::as_array)
-                    .ok_or_else(|| SchemaError::Invalid("define: \"classes\" must be an array".into()))?
+                    .ok_or_else(|| {
+                        SchemaError::Invalid("define: \"classes\" must be an array".into())
+                    })?
                     .iter()
                     .map(ClassDef::from_json)
                     .collect::<Result<_, _>>()?;
@@ -303,7 +316,11 @@ impl SchemaChange {
             Some("add_field") => {
                 let class = s("className")?;
                 let field = s("field")?;
-                let def = FieldDef::from_json(&class, &field, v.get("definition").unwrap_or(&Value::Null))?;
+                let def = FieldDef::from_json(
+                    &class,
+                    &field,
+                    v.get("definition").unwrap_or(&Value::Null),
+                )?;
                 Ok(SchemaChange::AddField { class, field, def })
             }
             Some("remove_field") => Ok(SchemaChange::RemoveField {
@@ -386,7 +403,9 @@ fn check_name(name: &str, allow_system: bool) -> Result<(), SchemaError> {
     let first = chars.next().unwrap_or('0');
     let first_ok = first.is_ascii_alphabetic() || (allow_system && first == '_');
     if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(bad("must start with a letter and hold only letters, digits and _"));
+        return Err(bad(
+            "must start with a letter and hold only letters, digits and _",
+        ));
     }
     Ok(())
 }
@@ -492,7 +511,10 @@ mod tests {
     fn class(name: &str, fields: &[(&str, FieldDef)]) -> ClassDef {
         ClassDef {
             name: name.into(),
-            fields: fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
         }
     }
 
@@ -504,13 +526,31 @@ mod tests {
                 classes: vec![class(
                     "A",
                     &[
-                        ("p", FieldDef::new(FieldType::Pointer { target_class: "A".into() }).required()),
-                        ("tags", FieldDef::new(FieldType::Array { inner: Some(Box::new(FieldType::String)) })),
+                        (
+                            "p",
+                            FieldDef::new(FieldType::Pointer {
+                                target_class: "A".into(),
+                            })
+                            .required(),
+                        ),
+                        (
+                            "tags",
+                            FieldDef::new(FieldType::Array {
+                                inner: Some(Box::new(FieldType::String)),
+                            }),
+                        ),
                     ],
                 )],
             },
-            SchemaChange::AddField { class: "A".into(), field: "n".into(), def: FieldDef::new(FieldType::Number) },
-            SchemaChange::RemoveField { class: "A".into(), field: "n".into() },
+            SchemaChange::AddField {
+                class: "A".into(),
+                field: "n".into(),
+                def: FieldDef::new(FieldType::Number),
+            },
+            SchemaChange::RemoveField {
+                class: "A".into(),
+                field: "n".into(),
+            },
         ];
         for c in changes {
             assert_eq!(SchemaChange::from_json(&c.to_json()), Ok(c));
@@ -520,24 +560,49 @@ mod tests {
     #[test]
     fn a_refused_change_leaves_the_schema_as_it_was() {
         let mut s = AppSchema::default();
-        s.apply(&SchemaChange::AddClass(class("A", &[("x", FieldDef::new(FieldType::String))])))
-            .expect("add A");
+        s.apply(&SchemaChange::AddClass(class(
+            "A",
+            &[("x", FieldDef::new(FieldType::String))],
+        )))
+        .expect("add A");
         let before = s.clone();
         let dangling = SchemaChange::AddClass(class(
             "B",
-            &[("a", FieldDef::new(FieldType::Pointer { target_class: "Nope".into() }))],
+            &[(
+                "a",
+                FieldDef::new(FieldType::Pointer {
+                    target_class: "Nope".into(),
+                }),
+            )],
         ));
-        assert!(matches!(s.apply(&dangling), Err(SchemaError::DanglingPointer { .. })));
         assert!(matches!(
-            s.apply(&SchemaChange::AddField { class: "A".into(), field: "createdAt".into(), def: FieldDef::new(FieldType::Date) }),
+            s.apply(&dangling),
+            Err(SchemaError::DanglingPointer { .. })
+        ));
+        assert!(matches!(
+            s.apply(&SchemaChange::AddField {
+                class: "A".into(),
+                field: "createdAt".into(),
+                def: FieldDef::new(FieldType::Date)
+            }),
             Err(SchemaError::BadName { .. })
         ));
         assert!(matches!(
-            s.apply(&SchemaChange::AddField { class: "A".into(), field: "x".into(), def: FieldDef::new(FieldType::Date) }),
+            s.apply(&SchemaChange::AddField {
+                class: "A".into(),
+                field: "x".into(),
+                def: FieldDef::new(FieldType::Date)
+            }),
             Err(SchemaError::FieldExists { .. })
         ));
-        assert!(matches!(s.apply(&SchemaChange::AddClass(class("A", &[]))), Err(SchemaError::ClassExists(_))));
-        assert!(matches!(s.apply(&SchemaChange::AddClass(class("9x", &[]))), Err(SchemaError::BadName { .. })));
+        assert!(matches!(
+            s.apply(&SchemaChange::AddClass(class("A", &[]))),
+            Err(SchemaError::ClassExists(_))
+        ));
+        assert!(matches!(
+            s.apply(&SchemaChange::AddClass(class("9x", &[]))),
+            Err(SchemaError::BadName { .. })
+        ));
         assert_eq!(s, before);
     }
 }

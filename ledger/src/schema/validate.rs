@@ -63,7 +63,9 @@ pub enum ValidationError {
         why: String,
     },
     /// A Date whose `iso` is not RFC 3339.
-    #[error("{class}.{field}: bad date {value:?} (expected RFC 3339, e.g. 2026-11-17T09:30:00.000Z)")]
+    #[error(
+        "{class}.{field}: bad date {value:?} (expected RFC 3339, e.g. 2026-11-17T09:30:00.000Z)"
+    )]
     BadDate {
         /// The class.
         class: String,
@@ -108,7 +110,11 @@ pub enum ValidationError {
 
 /// Whether `id` is a valid objectId: 1 to 64 of `[A-Za-z0-9_-]`.
 pub fn is_valid_object_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// A short description of what a JSON value is, for error messages.
@@ -130,7 +136,9 @@ pub fn describe(v: &Value) -> String {
 fn class_def<'a>(schema: &'a AppSchema, class: &str) -> Result<&'a ClassDef, ValidationError> {
     schema
         .class(class)
-        .ok_or_else(|| ValidationError::UnknownClass { class: class.into() })
+        .ok_or_else(|| ValidationError::UnknownClass {
+            class: class.into(),
+        })
 }
 
 fn field_def<'a>(c: &'a ClassDef, field: &str) -> Result<&'a FieldDef, ValidationError> {
@@ -140,10 +148,13 @@ fn field_def<'a>(c: &'a ClassDef, field: &str) -> Result<&'a FieldDef, Validatio
             field: field.into(),
         });
     }
-    let def = c.fields.get(field).ok_or_else(|| ValidationError::UnknownField {
-        class: c.name.clone(),
-        field: field.into(),
-    })?;
+    let def = c
+        .fields
+        .get(field)
+        .ok_or_else(|| ValidationError::UnknownField {
+            class: c.name.clone(),
+            field: field.into(),
+        })?;
     if def.secret {
         return Err(ValidationError::SecretField {
             class: c.name.clone(),
@@ -155,7 +166,11 @@ fn field_def<'a>(c: &'a ClassDef, field: &str) -> Result<&'a FieldDef, Validatio
 
 /// Checks the fields of a new record; returns them normalised (nulls dropped, dates in
 /// canonical form). Every required field must be present.
-pub fn check_create(schema: &AppSchema, class: &str, fields: &Map<String, Value>) -> Result<Map<String, Value>, ValidationError> {
+pub fn check_create(
+    schema: &AppSchema,
+    class: &str,
+    fields: &Map<String, Value>,
+) -> Result<Map<String, Value>, ValidationError> {
     let c = class_def(schema, class)?;
     let mut out = Map::new();
     for (name, v) in fields {
@@ -220,19 +235,25 @@ pub fn check_update(
     removed.sort();
     removed.dedup();
     if out.is_empty() && removed.is_empty() {
-        return Err(ValidationError::EmptyUpdate { class: c.name.clone() });
+        return Err(ValidationError::EmptyUpdate {
+            class: c.name.clone(),
+        });
     }
     Ok((out, removed))
 }
 
 /// The pointers among already-checked fields: (field, target class, objectId).
-pub fn pointers<'a>(fields: &'a Map<String, Value>) -> impl Iterator<Item = (&'a str, &'a str, &'a str)> {
+pub fn pointers(fields: &Map<String, Value>) -> impl Iterator<Item = (&str, &str, &str)> {
     fields.iter().filter_map(|(name, v)| {
         let m = v.as_object()?;
         if m.get("__type")?.as_str()? != "Pointer" {
             return None;
         }
-        Some((name.as_str(), m.get("className")?.as_str()?, m.get("objectId")?.as_str()?))
+        Some((
+            name.as_str(),
+            m.get("className")?.as_str()?,
+            m.get("objectId")?.as_str()?,
+        ))
     })
 }
 
@@ -249,7 +270,12 @@ fn check_acl(c: &ClassDef, v: &Value) -> Result<Value, ValidationError> {
     }
 }
 
-fn check_value(c: &ClassDef, field: &str, t: &FieldType, v: &Value) -> Result<Value, ValidationError> {
+fn check_value(
+    c: &ClassDef,
+    field: &str,
+    t: &FieldType,
+    v: &Value,
+) -> Result<Value, ValidationError> {
     let wrong = || ValidationError::WrongType {
         class: c.name.clone(),
         field: field.into(),
@@ -311,13 +337,23 @@ fn check_value(c: &ClassDef, field: &str, t: &FieldType, v: &Value) -> Result<Va
                 field: field.into(),
                 why,
             };
-            let class_name = v.get("className").and_then(Value::as_str).ok_or_else(|| bad("\"className\" must be a string".into()))?;
+            let class_name = v
+                .get("className")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("\"className\" must be a string".into()))?;
             if super::prompt::canonical_class_name(class_name) != target_class {
-                return Err(bad(format!("points to {class_name}, expected {target_class}")));
+                return Err(bad(format!(
+                    "points to {class_name}, expected {target_class}"
+                )));
             }
-            let id = v.get("objectId").and_then(Value::as_str).ok_or_else(|| bad("\"objectId\" must be a string".into()))?;
+            let id = v
+                .get("objectId")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("\"objectId\" must be a string".into()))?;
             if !is_valid_object_id(id) {
-                return Err(bad(format!("objectId {id:?} is not 1 to 64 of [A-Za-z0-9_-]")));
+                return Err(bad(format!(
+                    "objectId {id:?} is not 1 to 64 of [A-Za-z0-9_-]"
+                )));
             }
             Ok(serde_json::json!({"__type": "Pointer", "className": target_class, "objectId": id}))
         }
@@ -330,8 +366,15 @@ fn check_value(c: &ClassDef, field: &str, t: &FieldType, v: &Value) -> Result<Va
                 field: field.into(),
                 why: why.into(),
             };
-            let name = v.get("name").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| bad("\"name\" must be a non-empty string"))?;
-            let hash = v.get("hash").and_then(Value::as_str).ok_or_else(|| bad("\"hash\" (blake3 of the bytes, 64 hex digits) is required"))?;
+            let name = v
+                .get("name")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| bad("\"name\" must be a non-empty string"))?;
+            let hash = v
+                .get("hash")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("\"hash\" (blake3 of the bytes, 64 hex digits) is required"))?;
             if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(bad("\"hash\" must be 64 hex digits"));
             }
@@ -354,8 +397,15 @@ mod tests {
 
     fn gxp() -> AppSchema {
         let mut s = AppSchema::default();
-        let classes = Template::named("gxp").expect("gxp").classes().expect("parse");
-        s.apply(&SchemaChange::Define { source: "t".into(), classes }).expect("apply");
+        let classes = Template::named("gxp")
+            .expect("gxp")
+            .classes()
+            .expect("parse");
+        s.apply(&SchemaChange::Define {
+            source: "t".into(),
+            classes,
+        })
+        .expect("apply");
         s
     }
 
@@ -391,23 +441,66 @@ mod tests {
             check_create(&s, "ValidationLog", &m)
         };
         let e = with("protocolId", json!(7)).expect_err("wrong type");
-        assert_eq!(e.to_string(), "ValidationLog.protocolId: expected String, given Number");
-        assert!(matches!(with("nope", json!(1)), Err(ValidationError::UnknownField { .. })));
-        assert!(matches!(with("executedAt", json!({"__type": "Date", "iso": "yesterday"})), Err(ValidationError::BadDate { .. })));
-        assert!(matches!(with("executedAt", json!("2026-11-17")), Err(ValidationError::WrongType { .. })));
-        assert!(matches!(with("approvedBy", json!({"__type": "Pointer", "className": "SystemAudit", "objectId": "x"})), Err(ValidationError::BadPointer { .. })));
-        assert!(matches!(with("approvedBy", json!({"__type": "Pointer", "className": "_User", "objectId": "a b"})), Err(ValidationError::BadPointer { .. })));
-        assert!(matches!(with("createdAt", json!({"__type": "Date", "iso": "2026-11-17T09:30:00Z"})), Err(ValidationError::ReservedField { .. })));
-        assert!(matches!(with("result", json!({"__op": "Increment", "amount": 1})), Err(ValidationError::WrongType { .. })));
+        assert_eq!(
+            e.to_string(),
+            "ValidationLog.protocolId: expected String, given Number"
+        );
+        assert!(matches!(
+            with("nope", json!(1)),
+            Err(ValidationError::UnknownField { .. })
+        ));
+        assert!(matches!(
+            with("executedAt", json!({"__type": "Date", "iso": "yesterday"})),
+            Err(ValidationError::BadDate { .. })
+        ));
+        assert!(matches!(
+            with("executedAt", json!("2026-11-17")),
+            Err(ValidationError::WrongType { .. })
+        ));
+        assert!(matches!(
+            with(
+                "approvedBy",
+                json!({"__type": "Pointer", "className": "SystemAudit", "objectId": "x"})
+            ),
+            Err(ValidationError::BadPointer { .. })
+        ));
+        assert!(matches!(
+            with(
+                "approvedBy",
+                json!({"__type": "Pointer", "className": "_User", "objectId": "a b"})
+            ),
+            Err(ValidationError::BadPointer { .. })
+        ));
+        assert!(matches!(
+            with(
+                "createdAt",
+                json!({"__type": "Date", "iso": "2026-11-17T09:30:00Z"})
+            ),
+            Err(ValidationError::ReservedField { .. })
+        ));
+        assert!(matches!(
+            with("result", json!({"__op": "Increment", "amount": 1})),
+            Err(ValidationError::WrongType { .. })
+        ));
         let mut m = obj(base.clone());
         m.remove("result");
         assert_eq!(
             check_create(&s, "ValidationLog", &m),
-            Err(ValidationError::MissingRequired { class: "ValidationLog".into(), field: "result".into() })
+            Err(ValidationError::MissingRequired {
+                class: "ValidationLog".into(),
+                field: "result".into()
+            })
         );
-        assert!(matches!(check_create(&s, "Nope", &m), Err(ValidationError::UnknownClass { .. })));
         assert!(matches!(
-            check_create(&s, "_User", &obj(json!({"username": "a", "password": "hunter2"}))),
+            check_create(&s, "Nope", &m),
+            Err(ValidationError::UnknownClass { .. })
+        ));
+        assert!(matches!(
+            check_create(
+                &s,
+                "_User",
+                &obj(json!({"username": "a", "password": "hunter2"}))
+            ),
             Err(ValidationError::SecretField { .. })
         ));
     }
@@ -415,9 +508,21 @@ mod tests {
     #[test]
     fn updates_refuse_removing_required_fields_and_empty_changes() {
         let s = gxp();
-        assert!(matches!(check_update(&s, "ValidationLog", &obj(json!({"result": null})), &[]), Err(ValidationError::RequiredUnset { .. })));
-        assert!(matches!(check_update(&s, "ValidationLog", &Map::new(), &[]), Err(ValidationError::EmptyUpdate { .. })));
-        let (set, unset) = check_update(&s, "ValidationLog", &obj(json!({"result": "fail"})), &["evidenceUrl".into()]).expect("ok");
+        assert!(matches!(
+            check_update(&s, "ValidationLog", &obj(json!({"result": null})), &[]),
+            Err(ValidationError::RequiredUnset { .. })
+        ));
+        assert!(matches!(
+            check_update(&s, "ValidationLog", &Map::new(), &[]),
+            Err(ValidationError::EmptyUpdate { .. })
+        ));
+        let (set, unset) = check_update(
+            &s,
+            "ValidationLog",
+            &obj(json!({"result": "fail"})),
+            &["evidenceUrl".into()],
+        )
+        .expect("ok");
         assert_eq!(set["result"], "fail");
         assert_eq!(unset, vec!["evidenceUrl".to_string()]);
     }

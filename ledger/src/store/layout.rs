@@ -101,7 +101,10 @@ pub fn state_value(s: super::RecordState) -> Vec<u8> {
 /// Reads a record state's value.
 pub fn parse_state(v: &[u8]) -> Option<super::RecordState> {
     let (&flag, seq) = v.split_first()?;
-    Some(super::RecordState { deleted: flag == 1, since: u64::from_be_bytes(seq.try_into().ok()?) })
+    Some(super::RecordState {
+        deleted: flag == 1,
+        since: u64::from_be_bytes(seq.try_into().ok()?),
+    })
 }
 
 /// `I` key.

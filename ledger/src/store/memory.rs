@@ -58,10 +58,12 @@ impl Store for MemoryStore {
         let Some(t) = trees.get(&layout::tree_name(app)) else {
             return Ok(None);
         };
-        Ok(t
-            .range::<[u8], _>((Bound::Included(&[EVENT][..]), Bound::Excluded(&[EVENT + 1][..])))
-            .next_back()
-            .and_then(|(k, v)| Some((layout::seq_of(k)?, v.clone()))))
+        Ok(t.range::<[u8], _>((
+            Bound::Included(&[EVENT][..]),
+            Bound::Excluded(&[EVENT + 1][..]),
+        ))
+        .next_back()
+        .and_then(|(k, v)| Some((layout::seq_of(k)?, v.clone()))))
     }
 
     fn scan(&self, app: &str, from: u64) -> RawEvents<'_> {
@@ -69,7 +71,10 @@ impl Store for MemoryStore {
         let items: Vec<_> = match trees.get(&layout::tree_name(app)) {
             None => Vec::new(),
             Some(t) => t
-                .range::<[u8], _>((Bound::Included(&event_key(from)[..]), Bound::Excluded(&[EVENT + 1][..])))
+                .range::<[u8], _>((
+                    Bound::Included(&event_key(from)[..]),
+                    Bound::Excluded(&[EVENT + 1][..]),
+                ))
                 .filter_map(|(k, v)| Some(Ok((layout::seq_of(k)?, v.clone()))))
                 .collect(),
         };
@@ -84,10 +89,23 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    fn record_state(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<RecordState>> {
-        match self.lock().get(&layout::tree_name(app)).and_then(|t| t.get(&layout::state_key(class, object_id))) {
+    fn record_state(
+        &self,
+        app: &str,
+        class: &str,
+        object_id: &str,
+    ) -> StoreResult<Option<RecordState>> {
+        match self
+            .lock()
+            .get(&layout::tree_name(app))
+            .and_then(|t| t.get(&layout::state_key(class, object_id)))
+        {
             None => Ok(None),
-            Some(v) => layout::parse_state(v).map(Some).ok_or_else(|| super::StoreError::Corrupt(format!("app {app}: malformed record state of {class} {object_id}"))),
+            Some(v) => layout::parse_state(v).map(Some).ok_or_else(|| {
+                super::StoreError::Corrupt(format!(
+                    "app {app}: malformed record state of {class} {object_id}"
+                ))
+            }),
         }
     }
 
@@ -101,9 +119,14 @@ impl Store for MemoryStore {
 
     fn head_record(&self, app: &str) -> StoreResult<Option<(u64, [u8; 32])>> {
         let trees = self.lock();
-        match trees.get(&layout::tree_name(app)).and_then(|t| t.get(layout::HEAD)) {
+        match trees
+            .get(&layout::tree_name(app))
+            .and_then(|t| t.get(layout::HEAD))
+        {
             None => Ok(None),
-            Some(v) => layout::parse_head(v).map(Some).ok_or_else(|| super::StoreError::Corrupt(format!("app {app}: malformed head record"))),
+            Some(v) => layout::parse_head(v).map(Some).ok_or_else(|| {
+                super::StoreError::Corrupt(format!("app {app}: malformed head record"))
+            }),
         }
     }
 
@@ -124,7 +147,10 @@ impl Store for MemoryStore {
                     t.insert(k, v);
                 }
             }
-            t.insert(layout::HEAD.to_vec(), layout::head_value(b.head.0, &b.head.1));
+            t.insert(
+                layout::HEAD.to_vec(),
+                layout::head_value(b.head.0, &b.head.1),
+            );
         }
         Ok(())
     }

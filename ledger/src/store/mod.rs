@@ -101,7 +101,12 @@ pub trait Store: Send + Sync + 'static {
     fn versions(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Vec<(u64, u8)>>;
     /// A record's state in one point read: `None` if it never existed, else whether it is
     /// deleted and the event that last set that state (its creation or its deletion).
-    fn record_state(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<RecordState>>;
+    fn record_state(
+        &self,
+        app: &str,
+        class: &str,
+        object_id: &str,
+    ) -> StoreResult<Option<RecordState>>;
     /// The event that carried an idempotency key.
     fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>>;
     /// The head record: (seq, hash) of the last event written, kept apart from the events

@@ -6,9 +6,9 @@
 //! `sync_all` on `<dir>/db` (and on the directory once, at open). sled allows one process
 //! per directory; a second gets [`StoreError::Locked`].
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
 
 use super::layout::{self, entries, event_key, version_prefix, EVENT};
@@ -29,7 +29,9 @@ pub struct SledStore {
 fn backend(e: sled::Error) -> StoreError {
     match e {
         sled::Error::Io(io) => StoreError::Io(io),
-        sled::Error::Corruption { at, bt: _ } => StoreError::Corrupt(format!("sled reports corruption at {at:?}")),
+        sled::Error::Corruption { at, bt: _ } => {
+            StoreError::Corrupt(format!("sled reports corruption at {at:?}"))
+        }
         other => StoreError::Backend(other.to_string()),
     }
 }
@@ -67,11 +69,21 @@ impl SledStore {
 
     /// The tree of an app, if it exists (handles are cached; sled trees are cheap clones).
     fn tree(&self, app: &str) -> StoreResult<Option<sled::Tree>> {
-        if let Some(t) = self.trees.read().unwrap_or_else(|p| p.into_inner()).get(app) {
+        if let Some(t) = self
+            .trees
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(app)
+        {
             return Ok(Some(t.clone()));
         }
         let name = layout::tree_name(app);
-        if !self.db.tree_names().iter().any(|n| n.as_ref() == name.as_bytes()) {
+        if !self
+            .db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == name.as_bytes())
+        {
             return Ok(None);
         }
         self.open_tree(app).map(Some)
@@ -80,7 +92,10 @@ impl SledStore {
     /// The tree of an app, created if needed.
     fn open_tree(&self, app: &str) -> StoreResult<sled::Tree> {
         let t = self.db.open_tree(layout::tree_name(app)).map_err(backend)?;
-        self.trees.write().unwrap_or_else(|p| p.into_inner()).insert(app.to_string(), t.clone());
+        self.trees
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(app.to_string(), t.clone());
         Ok(t)
     }
 
@@ -91,7 +106,8 @@ impl SledStore {
         t.scan_prefix(prefix)
             .map(|r| {
                 let (k, v) = r.map_err(backend)?;
-                let seq = layout::seq_of(&k).ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
+                let seq = layout::seq_of(&k)
+                    .ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
                 Ok((seq, v.to_vec()))
             })
             .collect()
@@ -110,22 +126,32 @@ impl Store for SledStore {
             .db
             .tree_names()
             .iter()
-            .filter_map(|n| std::str::from_utf8(n).ok()?.strip_prefix("app:").map(str::to_string))
+            .filter_map(|n| {
+                std::str::from_utf8(n)
+                    .ok()?
+                    .strip_prefix("app:")
+                    .map(str::to_string)
+            })
             .collect())
     }
 
     fn event(&self, app: &str, seq: u64) -> StoreResult<Option<Vec<u8>>> {
-        let Some(t) = self.tree(app)? else { return Ok(None) };
+        let Some(t) = self.tree(app)? else {
+            return Ok(None);
+        };
         Ok(t.get(event_key(seq)).map_err(backend)?.map(|v| v.to_vec()))
     }
 
     fn last_event(&self, app: &str) -> StoreResult<Option<(u64, Vec<u8>)>> {
-        let Some(t) = self.tree(app)? else { return Ok(None) };
+        let Some(t) = self.tree(app)? else {
+            return Ok(None);
+        };
         match t.range(&[EVENT][..]..&[EVENT + 1][..]).next_back() {
             None => Ok(None),
             Some(r) => {
                 let (k, v) = r.map_err(backend)?;
-                let seq = layout::seq_of(&k).ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
+                let seq = layout::seq_of(&k)
+                    .ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
                 Ok(Some((seq, v.to_vec())))
             }
         }
@@ -140,7 +166,8 @@ impl Store for SledStore {
         let start = event_key(from).to_vec();
         Box::new(t.range(start..vec![EVENT + 1]).map(|r| {
             let (k, v) = r.map_err(backend)?;
-            let seq = layout::seq_of(&k).ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
+            let seq = layout::seq_of(&k)
+                .ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
             Ok((seq, v.to_vec()))
         }))
     }
@@ -153,29 +180,55 @@ impl Store for SledStore {
             .collect())
     }
 
-    fn record_state(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Option<RecordState>> {
-        let Some(t) = self.tree(app)? else { return Ok(None) };
-        match t.get(layout::state_key(class, object_id)).map_err(backend)? {
+    fn record_state(
+        &self,
+        app: &str,
+        class: &str,
+        object_id: &str,
+    ) -> StoreResult<Option<RecordState>> {
+        let Some(t) = self.tree(app)? else {
+            return Ok(None);
+        };
+        match t
+            .get(layout::state_key(class, object_id))
+            .map_err(backend)?
+        {
             None => Ok(None),
-            Some(v) => layout::parse_state(&v).map(Some).ok_or_else(|| StoreError::Corrupt(format!("app {app}: malformed record state of {class} {object_id}"))),
+            Some(v) => layout::parse_state(&v).map(Some).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "app {app}: malformed record state of {class} {object_id}"
+                ))
+            }),
         }
     }
 
     fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>> {
-        let Some(t) = self.tree(app)? else { return Ok(None) };
-        Ok(t.get(layout::idempotency_key(key)).map_err(backend)?.and_then(|v| layout::seq_of(&v)))
+        let Some(t) = self.tree(app)? else {
+            return Ok(None);
+        };
+        Ok(t.get(layout::idempotency_key(key))
+            .map_err(backend)?
+            .and_then(|v| layout::seq_of(&v)))
     }
 
     fn head_record(&self, app: &str) -> StoreResult<Option<(u64, [u8; 32])>> {
-        let Some(t) = self.tree(app)? else { return Ok(None) };
+        let Some(t) = self.tree(app)? else {
+            return Ok(None);
+        };
         match t.get(layout::HEAD).map_err(backend)? {
             None => Ok(None),
-            Some(v) => layout::parse_head(&v).map(Some).ok_or_else(|| StoreError::Corrupt(format!("app {app}: malformed head record"))),
+            Some(v) => layout::parse_head(&v)
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt(format!("app {app}: malformed head record"))),
         }
     }
 
     fn marked(&self, app: &str, mark: Mark) -> StoreResult<Vec<u64>> {
-        Ok(self.prefix(app, &[layout::mark_tag(mark)])?.into_iter().map(|(s, _)| s).collect())
+        Ok(self
+            .prefix(app, &[layout::mark_tag(mark)])?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect())
     }
 
     fn write(&self, batches: &[AppBatch]) -> StoreResult<()> {

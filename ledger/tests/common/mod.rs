@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use ledger::{Actor, AppendError, AppendRequest, Appended, Command, Ledger, LedgerConfig, ManualClock, Timestamp};
+use ledger::{
+    Actor, AppendError, AppendRequest, Appended, Command, Ledger, LedgerConfig, ManualClock,
+    Timestamp,
+};
 use serde_json::{json, Map, Value};
 
 /// 2026-11-23T12:00:00Z.
@@ -17,7 +20,11 @@ pub fn mem_ledger() -> (Ledger, Arc<ManualClock>) {
 }
 
 pub fn actor() -> Actor {
-    Actor { user_id: "u-qa".into(), username: "qa.lead".into(), role: "qa_reviewer".into() }
+    Actor {
+        user_id: "u-qa".into(),
+        username: "qa.lead".into(),
+        role: "qa_reviewer".into(),
+    }
 }
 
 pub fn obj(v: Value) -> Map<String, Value> {
@@ -25,15 +32,34 @@ pub fn obj(v: Value) -> Map<String, Value> {
 }
 
 pub fn req(app: &str, command: Command) -> AppendRequest {
-    AppendRequest { app: app.into(), actor: actor(), idempotency_key: None, reason: None, command }
+    AppendRequest {
+        app: app.into(),
+        actor: actor(),
+        idempotency_key: None,
+        reason: None,
+        command,
+    }
 }
 
 pub fn create(l: &Ledger, app: &str, class: &str, fields: Value) -> Result<Appended, AppendError> {
-    l.append(req(app, Command::CreateRecord { class: class.into(), object_id: None, fields: obj(fields) }))
+    l.append(req(
+        app,
+        Command::CreateRecord {
+            class: class.into(),
+            object_id: None,
+            fields: obj(fields),
+        },
+    ))
 }
 
 pub fn user(l: &Ledger, app: &str, name: &str) -> String {
-    let a = create(l, app, "_User", json!({"username": name, "role": "manager"})).expect("user");
+    let a = create(
+        l,
+        app,
+        "_User",
+        json!({"username": name, "role": "manager"}),
+    )
+    .expect("user");
     a.event.subject.expect("subject").object_id
 }
 

@@ -690,3 +690,37 @@ fn cutting_events_off_the_end_of_the_sled_store_is_refused_at_open() {
         "{msg}"
     );
 }
+
+#[test]
+fn large_events_that_sled_moves_to_blob_files_are_synced_and_read_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = "x".repeat(60_000);
+    let seqs: Vec<u64> = {
+        let l = Ledger::open_dir(dir.path()).expect("open");
+        l.ensure_builtin_apps().expect("apps");
+        let u = user(&l, "gxp", "mgr");
+        (0..40)
+            .map(|_| {
+                let mut f = validation_log(&u);
+                f["testedSystem"] = json!(big);
+                create(&l, "gxp", "ValidationLog", f)
+                    .expect("create")
+                    .event
+                    .seq
+            })
+            .collect()
+    };
+    let blobs = std::fs::read_dir(dir.path().join("store/blobs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(blobs > 0, "the test must exercise sled's blob files");
+    let l = Ledger::open_dir(dir.path()).expect("reopen");
+    for s in seqs {
+        let e = l.event("gxp", s).expect("read").expect("present");
+        assert!(String::from_utf8_lossy(e.payload.as_deref().expect("payload")).contains(&big));
+    }
+    assert!(l
+        .verify("gxp", VerifyMode::Full, VerifyPolicy::default())
+        .expect("verify")
+        .ok());
+}

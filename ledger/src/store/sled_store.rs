@@ -3,8 +3,11 @@
 //!
 //! sled's own `flush()` writes with `sync_file_range` on Linux, which survives a process
 //! kill but syncs neither file metadata nor the device's write cache; so `sync` also calls
-//! `sync_all` on `<dir>/db` (and on the directory once, at open). sled allows one process
-//! per directory; a second gets [`StoreError::Locked`].
+//! `sync_all` on `<dir>/db` (and on the directory once, at open). sled 0.34 also moves any
+//! log message larger than a quarter segment (a whole tree node counts: up to 17 events)
+//! into a file under `<dir>/blobs/` that it never fsyncs; `sync` fsyncs each new blob file
+//! and the folder before `db`. sled allows one process per directory; a second gets
+//! [`StoreError::Locked`].
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -22,6 +25,8 @@ const CACHE_BYTES: u64 = 128 * 1024 * 1024;
 pub struct SledStore {
     db: sled::Db,
     data_file: Mutex<File>,
+    /// Blob files already fsynced (sled never rewrites a blob; it deletes old ones).
+    synced_blobs: Mutex<std::collections::HashSet<std::ffi::OsString>>,
     path: PathBuf,
     trees: RwLock<HashMap<String, sled::Tree>>,
 }
@@ -57,9 +62,36 @@ impl SledStore {
         Ok(SledStore {
             db,
             data_file: Mutex::new(data_file),
+            synced_blobs: Mutex::new(std::collections::HashSet::new()),
             path: dir.to_path_buf(),
             trees: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// fsyncs the blob files written since the last call, then the blobs folder.
+    fn sync_blobs(&self) -> StoreResult<()> {
+        let dir = self.path.join("blobs");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut synced = self.synced_blobs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut present = std::collections::HashSet::new();
+        let mut new = false;
+        for entry in entries {
+            let name = entry?.file_name();
+            if !synced.contains(&name) {
+                File::open(dir.join(&name))?.sync_all()?;
+                new = true;
+            }
+            present.insert(name);
+        }
+        if new {
+            File::open(&dir)?.sync_all()?;
+        }
+        *synced = present;
+        Ok(())
     }
 
     /// The directory.
@@ -251,6 +283,8 @@ impl Store for SledStore {
 
     fn sync(&self) -> StoreResult<()> {
         self.db.flush().map_err(backend)?;
+        // Blobs first: the log in `db` points at them.
+        self.sync_blobs()?;
         let f = self.data_file.lock().unwrap_or_else(|p| p.into_inner());
         f.sync_all()?;
         Ok(())

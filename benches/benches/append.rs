@@ -5,6 +5,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn appends(c: &mut Criterion) {
     let mut g = c.benchmark_group("append_durable");
     g.sample_size(10)

@@ -6,6 +6,9 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ledger::{VerifyMode, VerifyPolicy};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Events in the chain under test (plus the app's genesis, schema and one user).
 const EVENTS: u64 = 200_000;
 

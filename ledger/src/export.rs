@@ -347,6 +347,7 @@ pub fn verify_export(
                 let expected_head = (head_seq > 0).then_some((head_seq, head_hash));
                 let policy = VerifyPolicy {
                     expected_head,
+                    exact_head: true,
                     trusted_genesis: trusted_genesis.clone(),
                     published: Some(published),
                 };

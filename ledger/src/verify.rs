@@ -101,6 +101,11 @@ pub enum FailureKind {
         /// The last event the chain must have.
         expected_last: u64,
     },
+    /// An export holds events past the head it declares.
+    BeyondHead {
+        /// The head the export declares.
+        head_seq: u64,
+    },
     /// The event at the expected head has another hash than the head records.
     HeadMismatch {
         /// The hash the head records.
@@ -145,6 +150,10 @@ impl fmt::Display for FailureKind {
             FailureKind::Truncated { expected_last } => write!(
                 f,
                 "missing: the chain ends before event {expected_last}, its recorded head"
+            ),
+            FailureKind::BeyondHead { head_seq } => write!(
+                f,
+                "beyond head: the export declares its last event is {head_seq}"
             ),
             FailureKind::HeadMismatch { expected, found } => write!(
                 f,
@@ -241,6 +250,8 @@ pub struct VerifyPolicy {
     /// If set, the chain must reach this event and it must have this hash (the store's head
     /// record, an export's declared head, or a head the auditor recorded earlier).
     pub expected_head: Option<(u64, Hash32)>,
+    /// Whether the chain must end exactly at `expected_head` (an export's own head).
+    pub exact_head: bool,
     /// If set, the genesis key must be one of these (pinned out of band).
     pub trusted_genesis: Option<Vec<PublicKey>>,
     /// If set, every key the chain declares must be published here (an export's keys).
@@ -465,6 +476,9 @@ impl ChainVerifier {
             }
         }
         if let Some((n, h)) = self.policy.expected_head {
+            if self.policy.exact_head && e.seq > n {
+                return Err(fail(at, FailureKind::BeyondHead { head_seq: n }));
+            }
             if e.seq == n && e.hash != h {
                 return Err(fail(
                     at,

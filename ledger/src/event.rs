@@ -175,6 +175,9 @@ pub struct Event {
     /// The record it is about, if any.
     pub subject: Option<Subject>,
     /// The payload: JSON text. `None` once lawfully redacted (the digest stays).
+    /// (Stored as a byte string: postcard writes it exactly as a sequence of bytes, but it
+    /// is read in one copy instead of byte by byte.)
+    #[serde(with = "serde_bytes")]
     pub payload: Option<Vec<u8>>,
     /// blake3 digest of the payload bytes (see [`crate::canonical::payload_digest`]).
     pub payload_digest: Hash32,

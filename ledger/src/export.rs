@@ -2,6 +2,7 @@
 //! app a line with its published keys followed by its events in order. Reading an export
 //! and verifying it needs no store.
 
+use std::borrow::Cow;
 use std::io::{BufRead, Write};
 
 use serde_json::{json, Value};
@@ -179,59 +180,110 @@ fn string(v: &Value, field: &str) -> Result<String, String> {
     opt_string(v, field)?.ok_or_else(|| format!("{field:?} is missing"))
 }
 
-/// Reads an event line back into an event.
-pub fn parse_event(v: &Value) -> Result<Event, String> {
-    let actor = v.get("actor").ok_or("\"actor\" is missing")?;
-    let kind_name = string(v, "kind")?;
-    let subject = match v.get("subject") {
-        None | Some(Value::Null) => None,
-        Some(s) => Some(Subject {
-            class: string(s, "class")?,
-            object_id: string(s, "object_id")?,
-        }),
-    };
-    let payload = opt_string(v, "payload")?.map(String::into_bytes);
-    let digest = hex_array::<32>(v, "payload_digest")?;
-    let id_bytes = hex_array::<16>(v, "id")?;
-    let recorded_at = Timestamp(
-        v.get("recorded_at_us")
-            .and_then(Value::as_i64)
-            .ok_or("\"recorded_at_us\" must be an integer")?,
-    );
+/// An event line as read: borrowed where the JSON has no escapes (docs/FORMAT.md §4.3).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventLineIn<'a> {
+    #[serde(rename = "type")]
+    line_type: &'a str,
+    #[serde(borrow)]
+    app: Cow<'a, str>,
+    seq: u64,
+    id: &'a str,
+    recorded_at_us: i64,
+    #[serde(borrow)]
+    recorded_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    actor: ActorIn<'a>,
+    #[serde(borrow)]
+    idempotency_key: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reason: Option<Cow<'a, str>>,
+    kind: &'a str,
+    #[serde(borrow)]
+    subject: Option<SubjectIn<'a>>,
+    #[serde(borrow)]
+    payload: Option<Cow<'a, str>>,
+    payload_digest: &'a str,
+    prev_hash: &'a str,
+    key_id: &'a str,
+    hash: &'a str,
+    signature: &'a str,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActorIn<'a> {
+    #[serde(borrow)]
+    user_id: Cow<'a, str>,
+    #[serde(borrow)]
+    username: Cow<'a, str>,
+    #[serde(borrow)]
+    role: Cow<'a, str>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectIn<'a> {
+    #[serde(borrow)]
+    class: Cow<'a, str>,
+    #[serde(borrow)]
+    object_id: Cow<'a, str>,
+}
+
+fn hex_field<const N: usize>(s: &str, field: &str) -> Result<[u8; N], String> {
+    let mut out = [0u8; N];
+    hex::decode_to_slice(s, &mut out)
+        .map_err(|_| format!("{field:?} must be {} hex digits", N * 2))?;
+    Ok(out)
+}
+
+/// Reads one event line (the text of a line) into an event.
+pub fn parse_event_line(line: &str) -> Result<Event, String> {
+    let l: EventLineIn<'_> =
+        serde_json::from_str(line).map_err(|e| format!("not an event line: {e}"))?;
+    if l.line_type != "event" {
+        return Err(format!("\"type\" is {:?}, not \"event\"", l.line_type));
+    }
+    let recorded_at = Timestamp(l.recorded_at_us);
     // The text form is informative, but it must not say something else than the hashed one.
-    if let Some(text) = opt_string(v, "recorded_at")? {
-        if Timestamp::parse_rfc3339(&text) != Some(recorded_at) {
+    if let Some(text) = &l.recorded_at {
+        if Timestamp::parse_rfc3339(text) != Some(recorded_at) {
             return Err(format!(
                 "\"recorded_at\" {text} is not recorded_at_us {} ({recorded_at})",
-                recorded_at.0
+                l.recorded_at_us
             ));
         }
     }
     Ok(Event {
-        app: string(v, "app")?,
-        seq: v
-            .get("seq")
-            .and_then(Value::as_u64)
-            .ok_or("\"seq\" must be a positive integer")?,
-        id: id_bytes,
+        app: l.app.into_owned(),
+        seq: l.seq,
+        id: hex_field::<16>(l.id, "id")?,
         recorded_at,
         actor: Actor {
-            user_id: string(actor, "user_id")?,
-            username: string(actor, "username")?,
-            role: string(actor, "role")?,
+            user_id: l.actor.user_id.into_owned(),
+            username: l.actor.username.into_owned(),
+            role: l.actor.role.into_owned(),
         },
-        idempotency_key: opt_string(v, "idempotency_key")?,
-        reason: opt_string(v, "reason")?,
-        kind: EventKind::from_name(&kind_name)
-            .ok_or_else(|| format!("unknown kind {kind_name:?}"))?,
-        subject,
-        payload,
-        payload_digest: digest,
-        prev_hash: hex_array::<32>(v, "prev_hash")?,
-        key_id: KeyId(hex_array::<8>(v, "key_id")?),
-        hash: hex_array::<32>(v, "hash")?,
-        signature: hex_array::<64>(v, "signature")?,
+        idempotency_key: l.idempotency_key.map(Cow::into_owned),
+        reason: l.reason.map(Cow::into_owned),
+        kind: EventKind::from_name(l.kind).ok_or_else(|| format!("unknown kind {:?}", l.kind))?,
+        subject: l.subject.map(|s| Subject {
+            class: s.class.into_owned(),
+            object_id: s.object_id.into_owned(),
+        }),
+        payload: l.payload.map(|p| p.into_owned().into_bytes()),
+        payload_digest: hex_field::<32>(l.payload_digest, "payload_digest")?,
+        prev_hash: hex_field::<32>(l.prev_hash, "prev_hash")?,
+        key_id: KeyId(hex_field::<8>(l.key_id, "key_id")?),
+        hash: hex_field::<32>(l.hash, "hash")?,
+        signature: hex_field::<64>(l.signature, "signature")?,
     })
+}
+
+/// Reads an event line, already parsed as JSON, into an event.
+pub fn parse_event(v: &Value) -> Result<Event, String> {
+    parse_event_line(&v.to_string())
 }
 
 fn parse_keys(v: &Value) -> Result<Vec<PublicKey>, String> {
@@ -275,9 +327,7 @@ pub fn verify_export(
             lines
                 .into_par_iter()
                 .map(|(n, line)| {
-                    let event = serde_json::from_str::<Value>(&line)
-                        .map_err(|e| format!("line {n}: not JSON: {e}"))
-                        .and_then(|v| parse_event(&v).map_err(|e| format!("line {n}: {e}")));
+                    let event = parse_event_line(&line).map_err(|e| format!("line {n}: {e}"));
                     Item { key: None, event }
                 })
                 .collect()

@@ -54,19 +54,23 @@ where
             }
         });
         for chunk in rx {
-            let items = chunk
-                .into_iter()
-                .map(|r| match r {
-                    Ok((seq, bytes)) => Item {
-                        key: Some(seq),
-                        event: codec::decode(&bytes),
-                    },
-                    Err(e) => Item {
-                        key: None,
-                        event: Err(format!("read error: {e}")),
-                    },
-                })
-                .collect();
+            // Decoding is most of the work per record: do it in parallel too.
+            let items = {
+                use rayon::prelude::*;
+                chunk
+                    .into_par_iter()
+                    .map(|r| match r {
+                        Ok((seq, bytes)) => Item {
+                            key: Some(seq),
+                            event: codec::decode(&bytes),
+                        },
+                        Err(e) => Item {
+                            key: None,
+                            event: Err(format!("read error: {e}")),
+                        },
+                    })
+                    .collect()
+            };
             verifier.push(items);
             if verifier.failed() {
                 break;

@@ -122,6 +122,17 @@ impl EventKind {
         )
     }
 
+    /// Kinds that make a new version of their subject's data (what a signature signs).
+    pub fn is_data_change(self) -> bool {
+        matches!(
+            self,
+            EventKind::RecordCreated
+                | EventKind::RecordUpdated
+                | EventKind::UserCreated
+                | EventKind::UserUpdated
+        )
+    }
+
     /// Kinds that leave their subject deleted.
     pub fn deletes_subject(self) -> bool {
         matches!(self, EventKind::RecordDeleted | EventKind::UserDeleted)

@@ -33,6 +33,7 @@
 pub mod canonical;
 mod codec;
 mod command;
+mod commit;
 mod event;
 pub mod export;
 mod keys;

@@ -14,14 +14,7 @@ fn key_costs() {
         ("E+V+R", true, true),
     ] {
         let dir = tempfile::tempdir().expect("tmp");
-        let db = sled::Config::new()
-            .path(dir.path())
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None)
-            .open()
-            .expect("open");
-        let tree = db.open_tree("t").expect("tree");
-        let file = std::fs::File::open(dir.path().join("db")).expect("db file");
+        let (db, tree, file) = benches::raw_sled(dir.path());
         let mut state = 0x2545F4914F6CDD1Du64;
         let n = 40_000u64;
         let (mut write, mut sync) = (0f64, 0f64);
@@ -76,14 +69,7 @@ fn main() {
     );
 
     let dir = tempfile::tempdir().expect("tmp");
-    let db = sled::Config::new()
-        .path(dir.path())
-        .mode(sled::Mode::HighThroughput)
-        .flush_every_ms(None)
-        .open()
-        .expect("open");
-    let tree = db.open_tree("t").expect("tree");
-    let file = std::fs::File::open(dir.path().join("db")).expect("db file");
+    let (db, tree, file) = benches::raw_sled(dir.path());
     let value = vec![7u8; 700];
     for group in [1usize, 8, 64, 512] {
         let rounds = 20_000 / group;

@@ -5,12 +5,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let events: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(100_000);
-    let (l, _dir, approver) = benches::sled_ledger();
-    benches::append_concurrently(&l, &approver, 256, events);
+    let (l, _dir, _events) = benches::chain_from_args();
     let store = l.store();
     let t = std::time::Instant::now();
     let raw: Vec<(u64, Vec<u8>)> = store.scan("gxp", 1).map(|r| r.expect("scan")).collect();

@@ -84,3 +84,29 @@ pub fn append_concurrently(l: &Arc<Ledger>, approver: &str, clients: usize, n: u
         }
     });
 }
+
+/// The probes' set-up: a sled ledger whose `gxp` chain holds `events` records (from the
+/// first command-line argument, default 100,000), appended by 256 concurrent clients.
+pub fn chain_from_args() -> (Arc<Ledger>, tempfile::TempDir, u64) {
+    let events: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let (l, dir, approver) = sled_ledger();
+    append_concurrently(&l, &approver, 256, events);
+    (l, dir, events)
+}
+
+/// A sled database in `dir` configured as the ledger configures it, with one tree and the
+/// data file the ledger fsyncs: for the cost probes.
+pub fn raw_sled(dir: &std::path::Path) -> (sled::Db, sled::Tree, std::fs::File) {
+    let db = sled::Config::new()
+        .path(dir)
+        .mode(sled::Mode::HighThroughput)
+        .flush_every_ms(None)
+        .open()
+        .expect("open");
+    let tree = db.open_tree("t").expect("tree");
+    let file = std::fs::File::open(dir.join("db")).expect("db file");
+    (db, tree, file)
+}

@@ -341,9 +341,24 @@ pub fn verify_export(
         if line.trim().is_empty() {
             continue;
         }
-        // Event lines are the bulk: classify them without a full parse.
-        if line.starts_with("{\"type\":\"event\"") {
-            let Some(v) = current.as_mut() else {
+        // Event lines are the bulk: they are recognised by their first field and parsed in
+        // parallel later; other lines are parsed here.
+        let parsed: Option<Value> = if line.starts_with(r#"{"type":"event""#) {
+            None
+        } else {
+            Some(
+                serde_json::from_str(&line).map_err(|e| ExportError::Malformed {
+                    line: n,
+                    why: format!("not JSON: {e}"),
+                })?,
+            )
+        };
+        let line_type = match &parsed {
+            None => "event",
+            Some(v) => v.get("type").and_then(Value::as_str).unwrap_or(""),
+        };
+        if line_type == "event" {
+            let Some(verifier) = current.as_mut() else {
                 return Err(ExportError::Malformed {
                     line: n,
                     why: "an event line before any app line".into(),
@@ -351,14 +366,11 @@ pub fn verify_export(
             };
             chunk.push((n, line));
             if chunk.len() == CHUNK {
-                flush(v, &mut chunk);
+                flush(verifier, &mut chunk);
             }
             continue;
         }
-        let v: Value = serde_json::from_str(&line).map_err(|e| ExportError::Malformed {
-            line: n,
-            why: format!("not JSON: {e}"),
-        })?;
+        let v = parsed.unwrap_or_default();
         match v.get("type").and_then(Value::as_str) {
             Some("export") => {
                 if v.get("format").and_then(Value::as_str) != Some(FORMAT)
@@ -402,18 +414,6 @@ pub fn verify_export(
                     published: Some(published),
                 };
                 current = Some(ChainVerifier::new(&app, mode, policy));
-            }
-            Some("event") => {
-                let Some(verifier) = current.as_mut() else {
-                    return Err(ExportError::Malformed {
-                        line: n,
-                        why: "an event line before any app line".into(),
-                    });
-                };
-                chunk.push((n, line));
-                if chunk.len() == CHUNK {
-                    flush(verifier, &mut chunk);
-                }
             }
             _ => {
                 return Err(ExportError::Malformed {

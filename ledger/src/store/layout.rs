@@ -98,8 +98,21 @@ pub fn state_value(s: super::RecordState) -> Vec<u8> {
     v
 }
 
-/// Reads a record state's value.
-pub fn parse_state(v: &[u8]) -> Option<super::RecordState> {
+/// Reads a record state's value; malformed bytes are corruption, named by record.
+pub fn decode_state(
+    app: &str,
+    class: &str,
+    object_id: &str,
+    v: &[u8],
+) -> super::StoreResult<super::RecordState> {
+    parse_state(v).ok_or_else(|| {
+        super::StoreError::Corrupt(format!(
+            "app {app}: malformed record state of {class} {object_id}"
+        ))
+    })
+}
+
+fn parse_state(v: &[u8]) -> Option<super::RecordState> {
     let (&flag, seq) = v.split_first()?;
     Some(super::RecordState {
         deleted: flag == 1,

@@ -95,18 +95,13 @@ impl Store for MemoryStore {
         class: &str,
         object_id: &str,
     ) -> StoreResult<Option<RecordState>> {
-        match self
-            .lock()
+        let trees = self.lock();
+        let value = trees
             .get(&layout::tree_name(app))
-            .and_then(|t| t.get(&layout::state_key(class, object_id)))
-        {
-            None => Ok(None),
-            Some(v) => layout::parse_state(v).map(Some).ok_or_else(|| {
-                super::StoreError::Corrupt(format!(
-                    "app {app}: malformed record state of {class} {object_id}"
-                ))
-            }),
-        }
+            .and_then(|t| t.get(&layout::state_key(class, object_id)));
+        value
+            .map(|v| layout::decode_state(app, class, object_id, v))
+            .transpose()
     }
 
     fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>> {

@@ -221,17 +221,12 @@ impl Store for SledStore {
         let Some(t) = self.tree(app)? else {
             return Ok(None);
         };
-        match t
+        let value = t
             .get(layout::state_key(class, object_id))
-            .map_err(backend)?
-        {
-            None => Ok(None),
-            Some(v) => layout::parse_state(&v).map(Some).ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "app {app}: malformed record state of {class} {object_id}"
-                ))
-            }),
-        }
+            .map_err(backend)?;
+        value
+            .map(|v| layout::decode_state(app, class, object_id, &v))
+            .transpose()
     }
 
     fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>> {

@@ -54,6 +54,7 @@ fn acknowledged_appends_survive_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = std::env::current_exe().expect("test binary");
     // A different kill moment each round; the seed is printed so a failure can be replayed.
+    #[allow(clippy::disallowed_methods)] // a seed, not recorded time
     let seed = std::env::var("CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -91,3 +91,63 @@ fn system_field_type(name: &str) -> Option<&'static str> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err(doc: serde_json::Value) -> String {
+        parse_document(&doc)
+            .expect_err("must be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn user_is_the_builtin_and_password_is_a_secret() {
+        let classes = parse_document(&json!({"classes": [
+            {"className": "User", "fields": {"objectId": {"type": "String"}, "role": {"type": "String", "required": true}, "password": {"type": "String", "required": true}}},
+            {"className": "Log", "fields": {"by": {"type": "Pointer", "targetClass": "User", "required": true}}}
+        ]}))
+        .expect("imports");
+        let user = classes
+            .iter()
+            .find(|c| c.name == USER_CLASS)
+            .expect("_User");
+        assert!(user.fields["password"].secret && user.fields["role"].required);
+        let log = classes.iter().find(|c| c.name == "Log").expect("Log");
+        assert_eq!(
+            log.fields["by"].field_type,
+            FieldType::Pointer {
+                target_class: USER_CLASS.into()
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_documents_are_refused_with_the_reason() {
+        assert!(err(json!({"klasses": []})).contains("\"classes\" must be an array"));
+        assert!(
+            err(json!({"classes": [{"className": "A", "fields": {"x": {"type": "Strng"}}}]}))
+                .contains("Strng")
+        );
+        assert!(err(json!({"classes": [{"className": "A", "fields": {"x": {"type": "String", "colour": 1}}}]})).contains("colour"));
+        assert!(err(
+            json!({"classes": [{"className": "A", "fields": {"createdAt": {"type": "String"}}}]})
+        )
+        .contains("system field"));
+        assert!(err(
+            json!({"classes": [{"className": "A", "fields": {}}, {"className": "A", "fields": {}}]})
+        )
+        .contains("already exists"));
+        assert!(err(
+            json!({"classes": [{"className": "A", "fields": {"p": {"type": "Pointer"}}}]})
+        )
+        .contains("targetClass"));
+        assert!(
+            err(json!({"classes": [{"className": "A", "flavour": 1, "fields": {}}]}))
+                .contains("flavour")
+        );
+        assert!(err(json!({"classes": [{"className": "A", "fields": {"r": {"type": "String", "required": "yes"}}}]})).contains("required"));
+    }
+}

@@ -41,38 +41,100 @@ pub fn signature_message(hash: &Hash32) -> Vec<u8> {
     m
 }
 
+/// The hashed fields of an event, borrowed (docs/FORMAT.md §2, in order).
+#[derive(Clone, Copy, Debug)]
+pub struct Fields<'a> {
+    /// #1
+    pub app: &'a str,
+    /// #2
+    pub seq: u64,
+    /// #3
+    pub id: &'a [u8; 16],
+    /// #4, microseconds since the epoch
+    pub recorded_at: i64,
+    /// #5–#7: user id, username, role
+    pub actor: (&'a str, &'a str, &'a str),
+    /// #8
+    pub idempotency_key: Option<&'a str>,
+    /// #9
+    pub reason: Option<&'a str>,
+    /// #10, the kind's name
+    pub kind: &'a str,
+    /// #11: class and objectId
+    pub subject: Option<(&'a str, &'a str)>,
+    /// #12
+    pub payload_digest: &'a Hash32,
+    /// #13
+    pub prev_hash: &'a Hash32,
+    /// #14
+    pub key_id: &'a [u8; 8],
+}
+
+impl<'a> Fields<'a> {
+    /// The hashed fields of an event.
+    pub fn of(e: &'a Event) -> Self {
+        Fields {
+            app: &e.app,
+            seq: e.seq,
+            id: &e.id,
+            recorded_at: e.recorded_at.0,
+            actor: (&e.actor.user_id, &e.actor.username, &e.actor.role),
+            idempotency_key: e.idempotency_key.as_deref(),
+            reason: e.reason.as_deref(),
+            kind: e.kind.name(),
+            subject: e
+                .subject
+                .as_ref()
+                .map(|s| (s.class.as_str(), s.object_id.as_str())),
+            payload_digest: &e.payload_digest,
+            prev_hash: &e.prev_hash,
+            key_id: &e.key_id.0,
+        }
+    }
+
+    /// The canonical encoding (docs/FORMAT.md §2).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        put_str(out, self.app);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(self.id);
+        out.extend_from_slice(&self.recorded_at.to_be_bytes());
+        put_str(out, self.actor.0);
+        put_str(out, self.actor.1);
+        put_str(out, self.actor.2);
+        put_opt_str(out, self.idempotency_key);
+        put_opt_str(out, self.reason);
+        put_str(out, self.kind);
+        match self.subject {
+            None => out.push(0),
+            Some((class, object_id)) => {
+                out.push(1);
+                put_str(out, class);
+                put_str(out, object_id);
+            }
+        }
+        out.extend_from_slice(self.payload_digest);
+        out.extend_from_slice(self.prev_hash);
+        out.extend_from_slice(self.key_id);
+    }
+
+    /// blake3(EVENT_HASH_DOMAIN ‖ encode()).
+    pub fn hash(&self) -> Hash32 {
+        let mut buf = Vec::with_capacity(256);
+        buf.extend_from_slice(EVENT_HASH_DOMAIN);
+        self.encode(&mut buf);
+        *blake3::hash(&buf).as_bytes()
+    }
+}
+
 /// The canonical encoding of every hashed field of `e` (everything but `hash` and
 /// `signature`; the payload enters through its digest). Layout in docs/FORMAT.md §2.
 pub fn encode(e: &Event, out: &mut Vec<u8>) {
-    put_str(out, &e.app);
-    out.extend_from_slice(&e.seq.to_be_bytes());
-    out.extend_from_slice(&e.id);
-    out.extend_from_slice(&e.recorded_at.0.to_be_bytes());
-    put_str(out, &e.actor.user_id);
-    put_str(out, &e.actor.username);
-    put_str(out, &e.actor.role);
-    put_opt_str(out, e.idempotency_key.as_deref());
-    put_opt_str(out, e.reason.as_deref());
-    put_str(out, e.kind.name());
-    match &e.subject {
-        None => out.push(0),
-        Some(s) => {
-            out.push(1);
-            put_str(out, &s.class);
-            put_str(out, &s.object_id);
-        }
-    }
-    out.extend_from_slice(&e.payload_digest);
-    out.extend_from_slice(&e.prev_hash);
-    out.extend_from_slice(&e.key_id.0);
+    Fields::of(e).encode(out);
 }
 
 /// blake3(EVENT_HASH_DOMAIN ‖ encode(e)).
 pub fn event_hash(e: &Event) -> Hash32 {
-    let mut buf = Vec::with_capacity(256);
-    buf.extend_from_slice(EVENT_HASH_DOMAIN);
-    encode(e, &mut buf);
-    *blake3::hash(&buf).as_bytes()
+    Fields::of(e).hash()
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {

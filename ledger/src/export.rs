@@ -13,7 +13,9 @@ use crate::keys::PublicKey;
 use crate::ledger::ReadError;
 use crate::store::Store;
 use crate::time::Timestamp;
-use crate::verify::{ChainVerifier, Item, KeyRange, VerifyMode, VerifyPolicy, VerifyReport};
+use crate::verify::{
+    ChainVerifier, Item, KeyRange, Summary, VerifyMode, VerifyPolicy, VerifyReport,
+};
 use crate::{codec, verify_store::CHUNK};
 
 /// The format name in the header line.
@@ -321,18 +323,14 @@ pub fn verify_export(
     let mut saw_header = false;
 
     let flush = |verifier: &mut ChainVerifier, chunk: &mut Vec<(u64, String)>| {
-        let lines = std::mem::take(chunk);
-        let items: Vec<Item> = {
-            use rayon::prelude::*;
-            lines
-                .into_par_iter()
-                .map(|(n, line)| {
-                    let event = parse_event_line(&line).map_err(|e| format!("line {n}: {e}"));
-                    Item { key: None, event }
-                })
-                .collect()
-        };
-        verifier.push(items);
+        verifier.push_with(std::mem::take(chunk), |app, (n, line): (u64, String)| {
+            Item {
+                key: None,
+                summary: parse_event_line(&line)
+                    .map(|e| Summary::of_event(app, &e))
+                    .map_err(|e| format!("line {n}: {e}")),
+            }
+        });
     };
 
     for (i, line) in input.lines().enumerate() {

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::canonical::{event_hash, payload_digest, signature_message, GENESIS_PREV_HASH};
+use crate::canonical::{payload_digest, signature_message, Fields, GENESIS_PREV_HASH};
 use crate::event::{Event, EventKind, Hash32, KeyId};
 use crate::keys::PublicKey;
 use crate::time::Timestamp;
@@ -226,21 +226,84 @@ impl VerifyReport {
     }
 }
 
-/// One record to verify: the number it is stored under (if storage gives one) and the
-/// decoded event.
+/// What the sequential checks need of one event, computed in parallel beforehand: its
+/// own fields, whether its hash and payload digest recompute, and the key it declares.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// Its sequence number.
+    pub seq: u64,
+    /// The app it names, if not the chain's.
+    pub other_app: Option<String>,
+    /// Recorded time.
+    pub recorded_at: Timestamp,
+    /// Its kind.
+    pub kind: EventKind,
+    /// The stored hash.
+    pub hash: Hash32,
+    /// The hash recomputed from its fields.
+    pub computed: Hash32,
+    /// Whether the payload matches its digest (true when the payload was removed).
+    pub digest_ok: bool,
+    /// Whether the payload was removed.
+    pub redacted: bool,
+    /// The previous event's hash, as the event says.
+    pub prev_hash: Hash32,
+    /// The key id on the event.
+    pub key_id: KeyId,
+    /// The signature.
+    pub signature: [u8; 64],
+    /// For `app.created` and `key.rotated`: the key it declares.
+    pub declared_key: Option<Result<PublicKey, String>>,
+}
+
+impl Summary {
+    /// Summarises an event of `app`'s chain given its hashed fields and the rest.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        app: &str,
+        fields: Fields<'_>,
+        kind: EventKind,
+        payload: Option<&[u8]>,
+        hash: Hash32,
+        signature: [u8; 64],
+    ) -> Self {
+        Summary {
+            seq: fields.seq,
+            other_app: (fields.app != app).then(|| fields.app.to_string()),
+            recorded_at: Timestamp(fields.recorded_at),
+            kind,
+            hash,
+            computed: fields.hash(),
+            digest_ok: payload.is_none_or(|p| payload_digest(p) == *fields.payload_digest),
+            redacted: payload.is_none(),
+            prev_hash: *fields.prev_hash,
+            key_id: KeyId(*fields.key_id),
+            signature,
+            declared_key: declared_key_in(kind, payload),
+        }
+    }
+
+    /// Summarises an owned event.
+    pub fn of_event(app: &str, e: &Event) -> Self {
+        Summary::new(
+            app,
+            Fields::of(e),
+            e.kind,
+            e.payload.as_deref(),
+            e.hash,
+            e.signature,
+        )
+    }
+}
+
+/// One record to verify: the number it is stored under (if storage gives one) and its
+/// summary, or why it could not be read.
 #[derive(Debug)]
 pub struct Item {
     /// The sequence number of the storage key (None for exports, where only order counts).
     pub key: Option<u64>,
-    /// The event, or why it could not be decoded.
-    pub event: Result<Event, String>,
-}
-
-struct Checked {
-    item: Item,
-    hash_ok: bool,
-    computed: Hash32,
-    digest_ok: bool,
+    /// The summary, or why the record could not be decoded.
+    pub summary: Result<Summary, String>,
 }
 
 /// What to check the chain against beyond itself: pinned and published keys, and the head
@@ -305,38 +368,35 @@ impl ChainVerifier {
         self.report.failure.is_some()
     }
 
-    /// Checks the next chunk of records, in chain order.
-    pub fn push(&mut self, chunk: Vec<Item>) {
+    /// Checks the next chunk of records, in chain order: `summarize` (given the app) turns
+    /// each raw record into an [`Item`], in parallel; the order, links and keys are then
+    /// checked in sequence, and the signatures in parallel batches.
+    pub fn push_with<T: Send>(
+        &mut self,
+        chunk: Vec<T>,
+        summarize: impl Fn(&str, T) -> Item + Sync + Send,
+    ) {
         if self.failed() {
             return;
         }
-        let checked: Vec<Checked> = chunk
+        let app = self.app.as_str();
+        let items: Vec<Item> = chunk
             .into_par_iter()
-            .map(|item| {
-                let (hash_ok, computed, digest_ok) = match &item.event {
-                    Ok(e) => {
-                        let computed = event_hash(e);
-                        let digest_ok = e
-                            .payload
-                            .as_deref()
-                            .is_none_or(|p| payload_digest(p) == e.payload_digest);
-                        (computed == e.hash, computed, digest_ok)
-                    }
-                    Err(_) => (false, [0; 32], false),
-                };
-                Checked {
-                    item,
-                    hash_ok,
-                    computed,
-                    digest_ok,
-                }
-            })
+            .map(|raw| summarize(app, raw))
             .collect();
-        let mut sigs: Vec<SigJob> = Vec::with_capacity(checked.len());
+        self.push(items);
+    }
+
+    /// Checks the next chunk of already summarised records, in chain order.
+    pub fn push(&mut self, items: Vec<Item>) {
+        if self.failed() {
+            return;
+        }
+        let mut sigs: Vec<SigJob> = Vec::with_capacity(items.len());
         let mut fail: Option<Failure> = None;
-        let mut accepted: Vec<&Event> = Vec::with_capacity(checked.len());
-        for c in &checked {
-            match self.check_one(c, &mut sigs) {
+        let mut accepted: Vec<&Summary> = Vec::with_capacity(items.len());
+        for item in &items {
+            match self.check_one(item, &mut sigs) {
                 Ok(e) => accepted.push(e),
                 Err(f) => {
                     fail = Some(f);
@@ -376,7 +436,7 @@ impl ChainVerifier {
         self.report
     }
 
-    fn account(&mut self, e: &Event) {
+    fn account(&mut self, e: &Summary) {
         let r = &mut self.report;
         r.verified += 1;
         r.last_seq = e.seq;
@@ -386,13 +446,13 @@ impl ChainVerifier {
         }
         r.last_hash = Some(hex::encode(e.hash));
         r.last_time = Some(e.recorded_at);
-        if e.payload.is_none() {
+        if e.redacted {
             r.redacted += 1;
         }
         if let Some(k) = r.keys.last_mut() {
             k.to_seq = Some(e.seq);
         }
-        if let Some(Ok(declared)) = declared_key(e) {
+        if let Some(Ok(declared)) = &e.declared_key {
             // The declaring event is signed by the old key; the new key signs from the next.
             r.keys.push(KeyRange {
                 key_id: declared.key_id,
@@ -409,23 +469,23 @@ impl ChainVerifier {
 
     fn check_one<'a>(
         &mut self,
-        c: &'a Checked,
+        item: &'a Item,
         sigs: &mut Vec<SigJob>,
-    ) -> Result<&'a Event, Failure> {
+    ) -> Result<&'a Summary, Failure> {
         let at = self.next_seq;
         let fail = |seq: u64, kind: FailureKind| Failure { seq, kind };
-        let e = match &c.item.event {
+        let e = match &item.summary {
             Ok(e) => e,
             Err(detail) => {
                 return Err(fail(
-                    c.item.key.unwrap_or(at),
+                    item.key.unwrap_or(at),
                     FailureKind::Undecodable {
                         detail: detail.clone(),
                     },
                 ))
             }
         };
-        let position = c.item.key.unwrap_or(e.seq);
+        let position = item.key.unwrap_or(e.seq);
         if position > at {
             return Err(fail(at, FailureKind::Gap { found: position }));
         }
@@ -435,24 +495,24 @@ impl ChainVerifier {
         if e.seq != position {
             return Err(fail(at, FailureKind::Misplaced { claims: e.seq }));
         }
-        if e.app != self.app {
+        if let Some(other) = &e.other_app {
             return Err(fail(
                 at,
                 FailureKind::WrongApp {
-                    found: e.app.clone(),
+                    found: other.clone(),
                 },
             ));
         }
-        if !c.hash_ok {
+        if e.computed != e.hash {
             return Err(fail(
                 at,
                 FailureKind::HashMismatch {
                     stored: hex::encode(e.hash),
-                    computed: hex::encode(c.computed),
+                    computed: hex::encode(e.computed),
                 },
             ));
         }
-        if !c.digest_ok {
+        if !e.digest_ok {
             return Err(fail(at, FailureKind::PayloadDigestMismatch));
         }
         if e.prev_hash != self.prev_hash {
@@ -500,7 +560,7 @@ impl ChainVerifier {
     }
 
     /// The key that must have signed `e`, updating the active key on key events.
-    fn signing_key_for(&mut self, e: &Event) -> Result<VerifyingKey, Failure> {
+    fn signing_key_for(&mut self, e: &Summary) -> Result<VerifyingKey, Failure> {
         let unknown = |detail: String| Failure {
             seq: e.seq,
             kind: FailureKind::UnknownKey {
@@ -508,22 +568,18 @@ impl ChainVerifier {
                 detail,
             },
         };
-        let declared = match declared_key(e) {
+        let bad_declaration = |detail: String| Failure {
+            seq: e.seq,
+            kind: FailureKind::BadKeyDeclaration { detail },
+        };
+        let declared = match &e.declared_key {
             None => None,
-            Some(Ok(k)) => Some(k),
-            Some(Err(detail)) => {
-                return Err(Failure {
-                    seq: e.seq,
-                    kind: FailureKind::BadKeyDeclaration { detail },
-                })
-            }
+            Some(Ok(k)) => Some(*k),
+            Some(Err(detail)) => return Err(bad_declaration(detail.clone())),
         };
         if e.seq == 1 {
-            let k = declared.ok_or_else(|| Failure {
-                seq: 1,
-                kind: FailureKind::BadKeyDeclaration {
-                    detail: "event 1 must be app.created declaring the first key".into(),
-                },
+            let k = declared.ok_or_else(|| {
+                bad_declaration("event 1 must be app.created declaring the first key".into())
             })?;
             if let Some(trusted) = &self.policy.trusted_genesis {
                 if !trusted.contains(&k) {
@@ -534,20 +590,12 @@ impl ChainVerifier {
                 }
             }
             self.check_published(e, &k)?;
-            let vk = k.verifying_key().ok_or_else(|| Failure {
-                seq: 1,
-                kind: FailureKind::BadKeyDeclaration {
-                    detail: "the genesis key is not a valid ed25519 point".into(),
-                },
+            let vk = k.verifying_key().ok_or_else(|| {
+                bad_declaration("the genesis key is not a valid ed25519 point".into())
             })?;
             self.active = Some((k.key_id, vk));
         } else if e.kind == EventKind::AppCreated {
-            return Err(Failure {
-                seq: e.seq,
-                kind: FailureKind::BadKeyDeclaration {
-                    detail: "app.created after event 1".into(),
-                },
-            });
+            return Err(bad_declaration("app.created after event 1".into()));
         }
         let (active_id, active_vk) = self.active.ok_or_else(|| unknown("no active key".into()))?;
         if e.key_id != active_id {
@@ -556,25 +604,17 @@ impl ChainVerifier {
             )));
         }
         if e.kind == EventKind::KeyRotated {
-            let k = declared.ok_or_else(|| Failure {
-                seq: e.seq,
-                kind: FailureKind::BadKeyDeclaration {
-                    detail: "key.rotated without a key".into(),
-                },
-            })?;
+            let k = declared.ok_or_else(|| bad_declaration("key.rotated without a key".into()))?;
             self.check_published(e, &k)?;
-            let vk = k.verifying_key().ok_or_else(|| Failure {
-                seq: e.seq,
-                kind: FailureKind::BadKeyDeclaration {
-                    detail: "the new key is not a valid ed25519 point".into(),
-                },
+            let vk = k.verifying_key().ok_or_else(|| {
+                bad_declaration("the new key is not a valid ed25519 point".into())
             })?;
             self.active = Some((k.key_id, vk));
         }
         Ok(active_vk)
     }
 
-    fn check_published(&self, e: &Event, k: &PublicKey) -> Result<(), Failure> {
+    fn check_published(&self, e: &Summary, k: &PublicKey) -> Result<(), Failure> {
         match &self.policy.published {
             Some(list) if !list.contains(k) => Err(Failure {
                 seq: e.seq,
@@ -591,11 +631,15 @@ impl ChainVerifier {
 /// The key an `app.created` or `key.rotated` event declares: payload field `key`
 /// = {"key_id": hex, "public_key": hex}.
 pub fn declared_key(e: &Event) -> Option<Result<PublicKey, String>> {
-    if !matches!(e.kind, EventKind::AppCreated | EventKind::KeyRotated) {
+    declared_key_in(e.kind, e.payload.as_deref())
+}
+
+fn declared_key_in(kind: EventKind, payload: Option<&[u8]>) -> Option<Result<PublicKey, String>> {
+    if !matches!(kind, EventKind::AppCreated | EventKind::KeyRotated) {
         return None;
     }
     let parse = || -> Result<PublicKey, String> {
-        let payload = e.payload.as_deref().ok_or("the payload was redacted")?;
+        let payload = payload.ok_or("the payload was redacted")?;
         let v: Value =
             serde_json::from_slice(payload).map_err(|err| format!("payload is not JSON: {err}"))?;
         let hex_key = v

@@ -157,13 +157,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Keys => {
             let l = open(&cli.data_dir)?;
+            // Tab-separated, one key a line: easy to read and to cut for --pin-genesis.
+            println!("app\tkey_id\tpublic_key_ed25519\tfrom_seq\tto_seq");
             for app in l.apps() {
                 for k in l.public_keys(&app)? {
-                    let to = k
-                        .to_seq
-                        .map_or("(active)".to_string(), |s| format!("to {s}"));
+                    let to = k.to_seq.map_or("active".to_string(), |s| s.to_string());
                     println!(
-                        "{app}\tkey {}\ted25519 {}\tsigns from {} {to}",
+                        "{app}\t{}\t{}\t{}\t{to}",
                         k.key_id, k.public_key, k.from_seq
                     );
                 }

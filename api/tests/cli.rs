@@ -51,7 +51,20 @@ fn init_verify_export_keys_and_a_clear_error_for_a_locked_directory() {
     assert!(reports[0].ok());
 
     let out = bin().args(["--data-dir", d, "keys"]).output().expect("run");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
+    let keys = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        keys.lines().count(),
+        6,
+        "a header and one key per app:\n{keys}"
+    );
+    let gxp: Vec<&str> = keys
+        .lines()
+        .find(|l| l.starts_with("gxp\t"))
+        .expect("gxp")
+        .split('\t')
+        .collect();
+    assert_eq!((gxp[3], gxp[4]), ("1", "active"));
+    assert_eq!(gxp[2].len(), 64);
 
     let out = bin()
         .args(["--data-dir", d, "verify", "nope"])

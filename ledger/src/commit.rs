@@ -163,6 +163,43 @@ struct Draft {
     payload: Value,
     indexed: bool,
     mark: Option<Mark>,
+    /// For a schema change: the app's schema after it.
+    schema: Option<Arc<AppSchema>>,
+}
+
+/// A draft whose payload is serialised and within limits: chaining it cannot fail.
+struct Prepared {
+    draft: Draft,
+    payload: Vec<u8>,
+}
+
+fn prepare(draft: Draft) -> Result<Prepared, AppendError> {
+    let payload = serde_json::to_vec(&draft.payload).map_err(|e| bad("payload", e.to_string()))?;
+    if payload.len() > MAX_PAYLOAD {
+        return Err(bad(
+            "payload",
+            format!(
+                "{} bytes, more than the {MAX_PAYLOAD}-byte limit",
+                payload.len()
+            ),
+        ));
+    }
+    Ok(Prepared { draft, payload })
+}
+
+/// Checks a schema change against `schema` and that its payload reads back as the same
+/// change (the ledger rebuilds schemas from these payloads when it opens).
+fn next_schema(schema: &AppSchema, change: &SchemaChange) -> Result<Arc<AppSchema>, AppendError> {
+    let mut next = schema.clone();
+    next.apply(change)?;
+    match SchemaChange::from_json(&change.to_json()) {
+        Ok(back) if back == *change => Ok(Arc::new(next)),
+        Ok(_) => Err(crate::schema::SchemaError::Invalid(
+            "the change does not survive its own encoding".into(),
+        )
+        .into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn bad(field: &'static str, why: impl Into<String>) -> AppendError {
@@ -431,14 +468,14 @@ impl Builder {
                 return Ok(Outcome::Existing(Box::new(e)));
             }
         }
-        let draft = self.draft(app, req.command)?;
+        let prepared = prepare(self.draft(app, req.command)?)?;
         let i = self.chain(
             g,
             app,
             req.actor,
             req.idempotency_key,
             req.reason,
-            draft,
+            prepared,
             None,
         )?;
         Ok(Outcome::New(i))
@@ -489,6 +526,7 @@ impl Builder {
                     payload: json!({"fields": fields}),
                     indexed: true,
                     mark: None,
+                    schema: None,
                 }
             }
             Command::UpdateRecord {
@@ -511,6 +549,7 @@ impl Builder {
                     payload: json!({"set": set, "unset": unset}),
                     indexed: true,
                     mark: None,
+                    schema: None,
                 }
             }
             Command::DeleteRecord { class, object_id } => {
@@ -529,6 +568,7 @@ impl Builder {
                     payload: json!({}),
                     indexed: true,
                     mark: None,
+                    schema: None,
                 }
             }
             Command::SignRecord {
@@ -563,19 +603,17 @@ impl Builder {
                     payload: json!({"version_seq": version_seq, "version_hash": hex::encode(version_hash), "meaning": meaning, "printed_name": printed_name}),
                     indexed: true,
                     mark: None,
+                    schema: None,
                 }
             }
-            Command::ChangeSchema(change) => {
-                let mut next = (*schema).clone();
-                next.apply(&change)?;
-                Draft {
-                    kind: EventKind::SchemaChanged,
-                    subject: None,
-                    payload: change.to_json(),
-                    indexed: false,
-                    mark: Some(Mark::Schema),
-                }
-            }
+            Command::ChangeSchema(change) => Draft {
+                kind: EventKind::SchemaChanged,
+                subject: None,
+                payload: change.to_json(),
+                indexed: false,
+                mark: Some(Mark::Schema),
+                schema: Some(next_schema(&schema, &change)?),
+            },
             Command::ChangeRole {
                 user_id,
                 role,
@@ -589,6 +627,7 @@ impl Builder {
                     payload: json!({"role": role, "granted": granted}),
                     indexed: true,
                     mark: None,
+                    schema: None,
                 }
             }
             Command::Login { user_id } => {
@@ -599,6 +638,7 @@ impl Builder {
                     payload: json!({}),
                     indexed: false,
                     mark: None,
+                    schema: None,
                 }
             }
             Command::LoginFailed { username, detail } => {
@@ -610,6 +650,7 @@ impl Builder {
                     payload: json!({"username": username, "detail": detail}),
                     indexed: false,
                     mark: None,
+                    schema: None,
                 }
             }
             Command::Logout { user_id } => {
@@ -620,6 +661,7 @@ impl Builder {
                     payload: json!({}),
                     indexed: false,
                     mark: None,
+                    schema: None,
                 }
             }
             Command::AccessDenied {
@@ -628,8 +670,20 @@ impl Builder {
                 object_id,
             } => {
                 check_text("operation", &operation, MAX_ACTOR_FIELD, false)?;
+                if let Some(c) = &class {
+                    check_text("class", c, MAX_ACTOR_FIELD, false)?;
+                }
+                if let Some(o) = &object_id {
+                    if !is_valid_object_id(o) {
+                        return Err(bad(
+                            "objectId",
+                            format!("{o:?} is not 1 to 64 of [A-Za-z0-9_-]"),
+                        ));
+                    }
+                }
                 let subj = match (&class, &object_id) {
                     (Some(c), Some(o)) => subject(c, o),
+                    (None, Some(_)) => return Err(bad("class", "an objectId needs its class")),
                     _ => None,
                 };
                 Draft {
@@ -638,6 +692,7 @@ impl Builder {
                     payload: json!({"operation": operation, "class": class, "object_id": object_id}),
                     indexed: false,
                     mark: None,
+                    schema: None,
                 }
             }
             Command::AccountLocked {
@@ -651,6 +706,7 @@ impl Builder {
                     payload: json!({"failed_attempts": failed_attempts}),
                     indexed: false,
                     mark: None,
+                    schema: None,
                 }
             }
         })
@@ -671,7 +727,8 @@ impl Builder {
             .map_or(0, |(s, _)| s))
     }
 
-    /// Chains a draft onto the app: next seq, time, hash. Signing happens per group.
+    /// Chains a prepared draft onto the app: next seq, time, hash. Nothing in it can fail
+    /// once the app's state starts to move. Signing happens in the writer.
     #[allow(clippy::too_many_arguments)]
     fn chain(
         &mut self,
@@ -680,19 +737,12 @@ impl Builder {
         actor: Actor,
         idempotency_key: Option<String>,
         reason: Option<String>,
-        draft: Draft,
+        prepared: Prepared,
         new_state: Option<AppState>,
     ) -> Result<usize, AppendError> {
-        let payload =
-            serde_json::to_vec(&draft.payload).map_err(|e| bad("payload", e.to_string()))?;
-        if payload.len() > MAX_PAYLOAD {
-            return Err(bad(
-                "payload",
-                format!(
-                    "{} bytes, more than the {MAX_PAYLOAD}-byte limit",
-                    payload.len()
-                ),
-            ));
+        let Prepared { draft, payload } = prepared;
+        if new_state.is_none() && !self.apps.contains_key(app) {
+            return Err(AppendError::UnknownApp(app.to_string()));
         }
         let now = self.clock.now();
         let mut id = [0u8; 16];
@@ -736,11 +786,8 @@ impl Builder {
             hash: event.hash,
             recorded_at,
         };
-        if draft.kind == EventKind::SchemaChanged {
-            let mut next = (*state.schema).clone();
-            let change = SchemaChange::from_json(&draft.payload)?;
-            next.apply(&change)?;
-            state.schema = Arc::new(next);
+        if let Some(next) = draft.schema {
+            state.schema = next;
         }
         let key = state.key.clone();
         let sets_state = match draft.kind {
@@ -815,12 +862,22 @@ impl Builder {
         if self.apps.contains_key(app) || !self.shared.store.marked(app, Mark::Key)?.is_empty() {
             return Err(AppendError::AppExists(app.to_string()));
         }
+        check_text("source", source, MAX_ACTOR_FIELD, false)?;
         let change = SchemaChange::Define {
             source: source.to_string(),
             classes,
         };
-        let mut schema = AppSchema::default();
-        schema.apply(&change)?;
+        let schema = next_schema(&AppSchema::default(), &change)?;
+        // Everything that can fail is checked before the genesis event is chained, so a
+        // refused app leaves nothing behind.
+        let define = prepare(Draft {
+            kind: EventKind::SchemaChanged,
+            subject: None,
+            payload: change.to_json(),
+            indexed: false,
+            mark: Some(Mark::Schema),
+            schema: Some(schema),
+        })?;
         let key = Arc::new(self.shared.keys.create(app)?);
         let pk: PublicKey = key.public();
         let genesis = Draft {
@@ -829,7 +886,9 @@ impl Builder {
             payload: json!({"app": app, "format": "audit-ledger/v1", "key": {"key_id": pk.key_id.to_string(), "public_key": pk.hex()}}),
             indexed: false,
             mark: Some(Mark::Key),
+            schema: None,
         };
+        let genesis = prepare(genesis)?;
         let placeholder = Head {
             seq: 0,
             hash: GENESIS_PREV_HASH,
@@ -841,13 +900,6 @@ impl Builder {
             key,
         };
         self.chain(g, app, Actor::system(), None, None, genesis, Some(state))?;
-        let define = Draft {
-            kind: EventKind::SchemaChanged,
-            subject: None,
-            payload: change.to_json(),
-            indexed: false,
-            mark: Some(Mark::Schema),
-        };
         let i = self.chain(g, app, Actor::system(), None, None, define, None)?;
         Ok(Outcome::New(i))
     }
@@ -871,8 +923,9 @@ impl Builder {
             payload: json!({"key": {"key_id": pk.key_id.to_string(), "public_key": pk.hex()}, "previous_key_id": old.to_string()}),
             indexed: false,
             mark: Some(Mark::Key),
+            schema: None,
         };
-        let i = self.chain(g, app, actor, None, reason, draft, None)?;
+        let i = self.chain(g, app, actor, None, reason, prepare(draft)?, None)?;
         if let Some(s) = self.apps.get_mut(app) {
             s.key = new_key;
         }
@@ -894,8 +947,15 @@ pub(crate) fn run_writer(
         let mut groups = vec![first];
         groups.extend(rx.try_iter());
         let mut live = Vec::with_capacity(groups.len());
+        let poisoned = shared.poisoned.load(Ordering::SeqCst);
         for u in groups {
-            if failed_epoch.is_some_and(|f| u.epoch <= f) {
+            if poisoned {
+                for (reply, _) in u.group.replies {
+                    let _ = reply.send(Err(AppendError::Durability(
+                        "an earlier fsync failed".into(),
+                    )));
+                }
+            } else if failed_epoch.is_some_and(|f| u.epoch <= f) {
                 for (reply, _) in u.group.replies {
                     let _ = reply.send(Err(AppendError::WriteFailed(
                         "an earlier write failed; this request was not recorded".into(),
@@ -941,17 +1001,19 @@ pub(crate) fn run_writer(
                 }),
             }
         }
-        if let Err(e) = shared.store.write(&batches) {
-            let msg = e.to_string();
-            tracing::error!(error = %msg, "write failed; the builder reloads from the store");
+        // One app at a time: each app's batch is atomic, and an app whose batch was
+        // written is answered as written even if a later app's batch fails.
+        let mut failed_apps: HashMap<String, String> = HashMap::new();
+        for batch in &batches {
+            if let Err(e) = shared.store.write(std::slice::from_ref(batch)) {
+                let msg = e.to_string();
+                tracing::error!(app = %batch.app, error = %msg, "write failed; the builder reloads from the store");
+                failed_apps.insert(batch.app.clone(), msg);
+            }
+        }
+        if !failed_apps.is_empty() {
             failed_epoch = live.iter().map(|u| u.epoch).max();
             pipeline.reset.store(true, Ordering::Release);
-            for u in live {
-                for (reply, _) in u.group.replies {
-                    let _ = reply.send(Err(AppendError::WriteFailed(msg.clone())));
-                }
-            }
-            continue;
         }
         if let Some(max) = live.iter().map(|u| u.id).max() {
             pipeline.applied_group.fetch_max(max, Ordering::AcqRel);
@@ -966,6 +1028,18 @@ pub(crate) fn run_writer(
             let mut events: Vec<Option<Event>> =
                 u.group.built.into_iter().map(|b| Some(b.event)).collect();
             for (reply, o) in u.group.replies {
+                let failed = match &o {
+                    Outcome::New(i) => events
+                        .get(*i)
+                        .and_then(Option::as_ref)
+                        .and_then(|e| failed_apps.get(&e.app)),
+                    Outcome::InFlight { app, .. } => failed_apps.get(app),
+                    Outcome::Existing(_) => None,
+                };
+                if let Some(msg) = failed {
+                    let _ = reply.send(Err(AppendError::WriteFailed(msg.clone())));
+                    continue;
+                }
                 let answer = match o {
                     Outcome::New(i) => {
                         Answer::Ready(Box::new(match events.get_mut(i).and_then(Option::take) {
@@ -986,8 +1060,13 @@ pub(crate) fn run_writer(
                 };
                 synced.replies.push((reply, answer));
             }
-            synced.views.extend(u.views);
-            synced.retire.extend(u.group.retire);
+            let written = |app: &String| !failed_apps.contains_key(app);
+            synced
+                .views
+                .extend(u.views.into_iter().filter(|(app, _)| written(app)));
+            synced
+                .retire
+                .extend(u.group.retire.into_iter().filter(|(app, _)| written(app)));
         }
         let _ = to_syncer.send(synced);
     }
@@ -998,7 +1077,16 @@ pub(crate) fn run_syncer(shared: &Shared, rx: mpsc::Receiver<Synced>) {
     while let Ok(first) = rx.recv() {
         let mut groups = vec![first];
         groups.extend(rx.try_iter());
-        if let Err(e) = shared.store.sync() {
+        // After a failed fsync nothing may be acknowledged: the kernel may have dropped
+        // pages that an earlier write depended on, even if a later fsync succeeds.
+        let result = if shared.poisoned.load(Ordering::SeqCst) {
+            Err(crate::store::StoreError::Io(std::io::Error::other(
+                "an earlier fsync failed",
+            )))
+        } else {
+            shared.store.sync()
+        };
+        if let Err(e) = result {
             shared.poisoned.store(true, Ordering::SeqCst);
             tracing::error!(error = %e, "fsync failed; refusing further writes");
             for g in groups {

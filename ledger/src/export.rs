@@ -194,7 +194,7 @@ struct EventLineIn<'a> {
     id: &'a str,
     recorded_at_us: i64,
     #[serde(borrow)]
-    recorded_at: Option<Cow<'a, str>>,
+    recorded_at: Cow<'a, str>,
     #[serde(borrow)]
     actor: ActorIn<'a>,
     #[serde(borrow)]
@@ -249,13 +249,11 @@ pub fn parse_event_line(line: &str) -> Result<Event, String> {
     }
     let recorded_at = Timestamp(l.recorded_at_us);
     // The text form is informative, but it must not say something else than the hashed one.
-    if let Some(text) = &l.recorded_at {
-        if Timestamp::parse_rfc3339(text) != Some(recorded_at) {
-            return Err(format!(
-                "\"recorded_at\" {text} is not recorded_at_us {} ({recorded_at})",
-                l.recorded_at_us
-            ));
-        }
+    if l.recorded_at != recorded_at.to_rfc3339() {
+        return Err(format!(
+            "\"recorded_at\" {} is not recorded_at_us {} formatted ({recorded_at})",
+            l.recorded_at, l.recorded_at_us
+        ));
     }
     Ok(Event {
         app: l.app.into_owned(),
@@ -321,6 +319,8 @@ pub fn verify_export(
     let mut current: Option<ChainVerifier> = None;
     let mut chunk: Vec<(u64, String)> = Vec::with_capacity(CHUNK);
     let mut saw_header = false;
+    let mut header_apps: Vec<String> = Vec::new();
+    let mut section_apps: Vec<String> = Vec::new();
 
     let flush = |verifier: &mut ChainVerifier, chunk: &mut Vec<(u64, String)>| {
         verifier.push_with(std::mem::take(chunk), |app, (n, line): (u64, String)| {
@@ -380,6 +380,19 @@ pub fn verify_export(
                     });
                 }
                 saw_header = true;
+                header_apps = v
+                    .get("apps")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .ok_or_else(|| ExportError::Malformed {
+                        line: n,
+                        why: "\"apps\" must be an array of app names".into(),
+                    })?;
             }
             Some("app") => {
                 if !saw_header {
@@ -404,13 +417,15 @@ pub fn verify_export(
                 })?;
                 let head_hash = hex_array::<32>(&v, "head_hash")
                     .map_err(|why| ExportError::Malformed { line: n, why })?;
-                let expected_head = (head_seq > 0).then_some((head_seq, head_hash));
+                // A head of 0 declares an empty chain: then any event is beyond it.
+                let expected_head = Some((head_seq, head_hash));
                 let policy = VerifyPolicy {
                     expected_head,
                     exact_head: true,
                     trusted_genesis: trusted_genesis.clone(),
                     published: Some(published),
                 };
+                section_apps.push(app.clone());
                 current = Some(ChainVerifier::new(&app, mode, policy));
             }
             _ => {
@@ -429,6 +444,14 @@ pub fn verify_export(
         return Err(ExportError::Malformed {
             line: 1,
             why: "empty file or no export header".into(),
+        });
+    }
+    if section_apps != header_apps {
+        return Err(ExportError::Malformed {
+            line: 1,
+            why: format!(
+                "the header names the apps {header_apps:?}, but the file holds sections for {section_apps:?}"
+            ),
         });
     }
     Ok(reports)

@@ -196,6 +196,16 @@ impl KeyStore for FileKeyStore {
         let app_dir = self.dir.join(app);
         private_dir(&self.dir)?;
         private_dir(&app_dir)?;
+        // Make the folders' own entries durable too: a key whose folder vanishes in a
+        // power loss would leave the app unable to sign.
+        for d in [self.dir.parent(), Some(self.dir.as_path())]
+            .into_iter()
+            .flatten()
+        {
+            fs::File::open(d)
+                .and_then(|f| f.sync_all())
+                .map_err(io_err(d))?;
+        }
         let key = AppKey::generate();
         let path = self.path(app, key.id());
         let mut text = hex::encode(key.seed()).into_bytes();
@@ -239,6 +249,8 @@ impl KeyStore for FileKeyStore {
 pub struct MemoryKeyStore {
     seed: [u8; 32],
     keys: Mutex<Vec<(String, [u8; 32])>>,
+    /// Keys ever created per app (retired ones included), so n never repeats.
+    created: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl MemoryKeyStore {
@@ -247,6 +259,7 @@ impl MemoryKeyStore {
         MemoryKeyStore {
             seed,
             keys: Mutex::new(Vec::new()),
+            created: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -258,7 +271,12 @@ impl MemoryKeyStore {
 impl KeyStore for MemoryKeyStore {
     fn create(&self, app: &str) -> Result<AppKey, KeyStoreError> {
         let mut keys = self.lock();
-        let n = keys.iter().filter(|(a, _)| a == app).count() as u64;
+        let n = {
+            let mut created = self.created.lock().unwrap_or_else(|p| p.into_inner());
+            let c = created.entry(app.to_string()).or_insert(0);
+            *c += 1;
+            *c - 1
+        };
         let mut h = blake3::Hasher::new();
         h.update(&self.seed);
         h.update(app.as_bytes());

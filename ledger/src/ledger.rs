@@ -331,7 +331,9 @@ impl Ledger {
 
     /// The app's schema as it stood after event `seq`.
     pub fn schema_at(&self, app: &str, seq: u64) -> Result<AppSchema, ReadError> {
-        schema_upto(&*self.shared.store, app, seq)
+        // Only durable schema events count, like every read.
+        let durable = self.durable_seq(app)?;
+        schema_upto(&*self.shared.store, app, seq.min(durable))
     }
 
     /// The underlying store (read access for projections, export and verification).

@@ -96,6 +96,9 @@ pub enum FailureKind {
     },
     /// The signature does not verify under the event's key.
     BadSignature,
+    /// The payload of an event whose payload may never be removed (a key or schema event)
+    /// is missing.
+    ProtectedPayloadRemoved,
     /// The chain ends before the head it must reach: events were cut off its end.
     Truncated {
         /// The last event the chain must have.
@@ -147,6 +150,9 @@ impl fmt::Display for FailureKind {
             }
             FailureKind::BadKeyDeclaration { detail } => write!(f, "bad key declaration: {detail}"),
             FailureKind::BadSignature => write!(f, "bad signature"),
+            FailureKind::ProtectedPayloadRemoved => {
+                write!(f, "the payload of a key or schema event was removed")
+            }
             FailureKind::Truncated { expected_last } => write!(
                 f,
                 "missing: the chain ends before event {expected_last}, its recorded head"
@@ -477,12 +483,16 @@ impl ChainVerifier {
         let e = match &item.summary {
             Ok(e) => e,
             Err(detail) => {
-                return Err(fail(
-                    item.key.unwrap_or(at),
-                    FailureKind::Undecodable {
-                        detail: detail.clone(),
-                    },
-                ))
+                // A missing event before this one is the first thing wrong.
+                return Err(match item.key {
+                    Some(k) if k > at => fail(at, FailureKind::Gap { found: k }),
+                    _ => fail(
+                        at,
+                        FailureKind::Undecodable {
+                            detail: detail.clone(),
+                        },
+                    ),
+                });
             }
         };
         let position = item.key.unwrap_or(e.seq);
@@ -514,6 +524,14 @@ impl ChainVerifier {
         }
         if !e.digest_ok {
             return Err(fail(at, FailureKind::PayloadDigestMismatch));
+        }
+        if e.redacted
+            && matches!(
+                e.kind,
+                EventKind::AppCreated | EventKind::KeyRotated | EventKind::SchemaChanged
+            )
+        {
+            return Err(fail(at, FailureKind::ProtectedPayloadRemoved));
         }
         if e.prev_hash != self.prev_hash {
             return Err(fail(
@@ -578,9 +596,14 @@ impl ChainVerifier {
             Some(Err(detail)) => return Err(bad_declaration(detail.clone())),
         };
         if e.seq == 1 {
-            let k = declared.ok_or_else(|| {
-                bad_declaration("event 1 must be app.created declaring the first key".into())
-            })?;
+            if e.kind != EventKind::AppCreated {
+                return Err(bad_declaration(format!(
+                    "event 1 must be app.created, not {}",
+                    e.kind
+                )));
+            }
+            let k = declared
+                .ok_or_else(|| bad_declaration("event 1 must declare the first key".into()))?;
             if let Some(trusted) = &self.policy.trusted_genesis {
                 if !trusted.contains(&k) {
                     return Err(unknown(format!(

@@ -724,3 +724,92 @@ fn large_events_that_sled_moves_to_blob_files_are_synced_and_read_back() {
         .expect("verify")
         .ok());
 }
+
+#[test]
+fn a_schema_change_that_cannot_be_stored_faithfully_is_refused_without_a_gap() {
+    let (l, _) = mem_ledger();
+    let head = l.head("gxp").expect("head");
+    let nested = FieldDef::new(FieldType::Array {
+        inner: Some(Box::new(FieldType::Pointer {
+            target_class: "_User".into(),
+        })),
+    });
+    let e = l
+        .append(req(
+            "gxp",
+            Command::ChangeSchema(SchemaChange::AddField {
+                class: "ValidationLog".into(),
+                field: "refs".into(),
+                def: nested,
+            }),
+        ))
+        .expect_err("refused");
+    assert!(e.to_string().contains("innerType"), "{e}");
+    assert_eq!(l.head("gxp"), Some(head));
+    let next = user(&l, "gxp", "after");
+    assert!(!next.is_empty());
+    assert_eq!(l.head("gxp").expect("head").seq, head.seq + 1, "no gap");
+    assert!(l
+        .verify("gxp", VerifyMode::Full, VerifyPolicy::default())
+        .expect("verify")
+        .ok());
+}
+
+#[test]
+fn an_app_whose_schema_cannot_be_recorded_is_not_half_created() {
+    let (l, _) = mem_ledger();
+    // A schema too large for one event: refused before the genesis event is chained.
+    let fields = (0..3000)
+        .map(|i| (format!("field{i:04}"), FieldDef::new(FieldType::String)))
+        .collect();
+    let big = ledger::schema::ClassDef {
+        name: "Big".into(),
+        fields,
+    };
+    let e = l
+        .create_app("big", "test", vec![big])
+        .expect_err("too large");
+    assert!(e.to_string().contains("payload"), "{e}");
+    assert!(!l.apps().contains(&"big".to_string()));
+    let e = l
+        .append(req(
+            "big",
+            Command::Login {
+                user_id: "x".into(),
+            },
+        ))
+        .expect_err("no such app");
+    assert!(matches!(e, AppendError::UnknownApp(_)), "{e:?}");
+    l.create_app("big", "test", vec![])
+        .expect("the name is still free");
+    assert!(l
+        .verify("big", VerifyMode::Full, VerifyPolicy::default())
+        .expect("verify")
+        .ok());
+}
+
+#[test]
+fn a_password_field_is_secret_however_it_is_declared() {
+    let (l, _) = mem_ledger();
+    l.append(req(
+        "gxp",
+        Command::ChangeSchema(SchemaChange::AddField {
+            class: "ComplianceLog".into(),
+            field: "password".into(),
+            def: FieldDef::new(FieldType::String),
+        }),
+    ))
+    .expect("added");
+    assert!(
+        l.schema("gxp")
+            .expect("schema")
+            .class("ComplianceLog")
+            .expect("class")
+            .fields["password"]
+            .secret
+    );
+    let u = user(&l, "gxp", "mgr");
+    let e = create(&l, "gxp", "ComplianceLog", json!({"title": "t", "category": "c", "owner": pointer("_User", &u), "reviewStatus": "open", "password": "hunter2"}))
+        .expect_err("never stored");
+    assert!(e.to_string().contains("secret"), "{e}");
+}

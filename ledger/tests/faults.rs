@@ -3,8 +3,9 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use common::*;
 use ledger::store::{
@@ -21,6 +22,12 @@ struct FaultyStore {
     inner: MemoryStore,
     fail_writes: AtomicBool,
     fail_syncs: AtomicBool,
+    /// Fail this many syncs, then work again.
+    fail_next_syncs: AtomicUsize,
+    /// How long a failing sync takes (so later groups pile up behind it), in ms.
+    failing_sync_ms: AtomicUsize,
+    /// Fail writes of this app only.
+    fail_app: Mutex<Option<String>>,
 }
 
 impl Store for FaultyStore {
@@ -57,7 +64,13 @@ impl Store for FaultyStore {
         self.inner.marked(app, mark)
     }
     fn write(&self, batches: &[AppBatch]) -> StoreResult<()> {
-        if self.fail_writes.load(Ordering::SeqCst) {
+        let failing_app = self
+            .fail_app
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let this_app_fails = batches.iter().any(|b| Some(&b.app) == failing_app.as_ref());
+        if self.fail_writes.load(Ordering::SeqCst) || this_app_fails {
             return Err(StoreError::Io(std::io::Error::other(
                 "No space left on device (simulated)",
             )));
@@ -65,7 +78,14 @@ impl Store for FaultyStore {
         self.inner.write(batches)
     }
     fn sync(&self) -> StoreResult<()> {
-        if self.fail_syncs.load(Ordering::SeqCst) {
+        let once = self
+            .fail_next_syncs
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if once || self.fail_syncs.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(
+                self.failing_sync_ms.load(Ordering::SeqCst) as u64,
+            ));
             return Err(StoreError::Io(std::io::Error::other(
                 "fsync: Input/output error (simulated)",
             )));
@@ -151,4 +171,88 @@ fn a_failed_fsync_refuses_every_later_write() {
         create(&l, "gxp", "ValidationLog", validation_log(&u)).expect_err("refused until reopened");
     assert!(matches!(e, AppendError::Durability(_)), "{e:?}");
     assert!(e.to_string().contains("restarted"), "{e}");
+}
+
+#[test]
+fn nothing_is_acknowledged_after_a_failed_fsync_even_if_the_next_one_works() {
+    let (l, store) = faulty_ledger();
+    let u = user(&l, "gxp", "mgr");
+    // The next fsync fails, slowly: meanwhile later groups are built, written, and wait
+    // for the syncer. The sync after the failed one would succeed.
+    store.failing_sync_ms.store(300, Ordering::SeqCst);
+    store.fail_next_syncs.store(1, Ordering::SeqCst);
+    let first = l.submit(req("gxp", ledger::Command::Login { user_id: u.clone() }));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let later: Vec<_> = (0..20)
+        .map(|_| l.submit(req("gxp", ledger::Command::Login { user_id: u.clone() })))
+        .collect();
+    for p in std::iter::once(first).chain(later) {
+        let e = p.wait().expect_err("nothing may be acknowledged");
+        assert!(matches!(e, AppendError::Durability(_)), "{e:?}");
+    }
+}
+
+#[test]
+fn when_one_app_cannot_be_written_the_others_are_answered_truthfully() {
+    let (l, store) = faulty_ledger();
+    let g = user(&l, "gxp", "g");
+    let h = user(&l, "hipaa", "h");
+    *store.fail_app.lock().expect("lock") = Some("hipaa".into());
+    let mut pending = Vec::new();
+    for i in 0..100 {
+        let (app, user_id) = if i % 2 == 0 {
+            ("gxp", &g)
+        } else {
+            ("hipaa", &h)
+        };
+        let key = format!("k{i}");
+        pending.push((
+            app,
+            key.clone(),
+            l.submit(ledger::AppendRequest {
+                idempotency_key: Some(key),
+                ..req(
+                    app,
+                    ledger::Command::Login {
+                        user_id: user_id.clone(),
+                    },
+                )
+            }),
+        ));
+    }
+    let outcomes: Vec<(&str, String, bool)> = pending
+        .into_iter()
+        .map(|(app, key, p)| (app, key, p.wait().is_ok()))
+        .collect();
+    *store.fail_app.lock().expect("lock") = None;
+    let mut acked = 0;
+    for (app, key, ok) in &outcomes {
+        let recorded = store.idempotent(app, key).expect("read").is_some();
+        assert_eq!(
+            *ok, recorded,
+            "{app} {key}: answered ok={ok} but recorded={recorded}"
+        );
+        acked += usize::from(*ok);
+        if *app == "hipaa" {
+            assert!(
+                !ok,
+                "hipaa could not be written: {key} answered ok; outcomes {:?}",
+                outcomes
+                    .iter()
+                    .filter(|o| o.0 == "hipaa" && o.2)
+                    .map(|o| o.1.clone())
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+    assert!(acked > 0, "gxp appends must go through");
+    create(&l, "hipaa", "AuditUser", serde_json::json!({"fullName": "A", "email": "a@example.com", "role": "auditor", "active": true})).expect("hipaa works again");
+    for app in ["gxp", "hipaa"] {
+        assert!(
+            l.verify(app, VerifyMode::Full, VerifyPolicy::default())
+                .expect("verify")
+                .ok(),
+            "{app}"
+        );
+    }
 }

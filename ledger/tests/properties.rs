@@ -397,3 +397,19 @@ fn a_forged_key_is_refused_when_the_genesis_key_is_pinned() {
     assert_eq!(f.seq, 1);
     assert!(matches!(f.kind, FailureKind::UnknownKey { .. }));
 }
+
+#[test]
+fn a_gap_is_reported_before_a_later_corrupt_record() {
+    let l = run(&[Op::User, Op::User, Op::User]);
+    let mut raw = raw_events(&l);
+    raw.remove(2); // event 3
+    raw[2].1[5] ^= 0xFF; // corrupt event 4, now the third record
+    let r = ledger::verify_raw(
+        "gxp",
+        VerifyMode::Full,
+        VerifyPolicy::default(),
+        raw.into_iter().map(Ok::<_, String>),
+    );
+    let f = r.failure.expect("fails");
+    assert_eq!((f.seq, f.kind), (3, FailureKind::Gap { found: 4 }));
+}

@@ -410,6 +410,23 @@ fn check_name(name: &str, allow_system: bool) -> Result<(), SchemaError> {
     Ok(())
 }
 
+/// A field definition as the schema keeps it: an Array's inner type must be a scalar, and
+/// a field named `password` is always a write-only secret, however it was declared.
+fn normalized(class: &str, field: &str, def: &FieldDef) -> Result<FieldDef, SchemaError> {
+    if let FieldType::Array { inner: Some(t) } = &def.field_type {
+        if matches!(**t, FieldType::Array { .. } | FieldType::Pointer { .. }) {
+            return Err(SchemaError::Invalid(format!(
+                "{class}.{field}: an Array's innerType must be a scalar type, not {t}"
+            )));
+        }
+    }
+    let mut def = def.clone();
+    if field == "password" {
+        def.secret = true;
+    }
+    Ok(def)
+}
+
 fn check_field_name(class: &str, field: &str) -> Result<(), SchemaError> {
     check_name(field, false)?;
     if SYSTEM_FIELDS.contains(&field) || field == "ACL" {
@@ -454,7 +471,8 @@ impl AppSchema {
                         field: field.clone(),
                     });
                 }
-                c.fields.insert(field.clone(), def.clone());
+                c.fields
+                    .insert(field.clone(), normalized(class, field, def)?);
             }
             SchemaChange::RemoveField { class, field } => {
                 let c = next
@@ -479,10 +497,12 @@ impl AppSchema {
         if self.classes.contains_key(&c.name) {
             return Err(SchemaError::ClassExists(c.name.clone()));
         }
-        for f in c.fields.keys() {
+        let mut class = c.clone();
+        for (f, def) in class.fields.iter_mut() {
             check_field_name(&c.name, f)?;
+            *def = normalized(&c.name, f, def)?;
         }
-        self.classes.insert(c.name.clone(), c.clone());
+        self.classes.insert(c.name.clone(), class);
         Ok(())
     }
 

@@ -114,6 +114,9 @@ pub fn decode_state(
 
 fn parse_state(v: &[u8]) -> Option<super::RecordState> {
     let (&flag, seq) = v.split_first()?;
+    if flag > 1 {
+        return None;
+    }
     Some(super::RecordState {
         deleted: flag == 1,
         since: u64::from_be_bytes(seq.try_into().ok()?),

@@ -25,8 +25,9 @@ const CACHE_BYTES: u64 = 128 * 1024 * 1024;
 pub struct SledStore {
     db: sled::Db,
     data_file: Mutex<File>,
-    /// Blob files already fsynced (sled never rewrites a blob; it deletes old ones).
-    synced_blobs: Mutex<std::collections::HashSet<std::ffi::OsString>>,
+    /// Blob files already fsynced, with the size they had then (sled may still be
+    /// writing a blob for a later group when a sync lists it: a changed size is synced again).
+    synced_blobs: Mutex<HashMap<std::ffi::OsString, u64>>,
     path: PathBuf,
     trees: RwLock<HashMap<String, sled::Tree>>,
 }
@@ -62,7 +63,7 @@ impl SledStore {
         Ok(SledStore {
             db,
             data_file: Mutex::new(data_file),
-            synced_blobs: Mutex::new(std::collections::HashSet::new()),
+            synced_blobs: Mutex::new(HashMap::new()),
             path: dir.to_path_buf(),
             trees: RwLock::new(HashMap::new()),
         })
@@ -77,15 +78,24 @@ impl SledStore {
             Err(e) => return Err(e.into()),
         };
         let mut synced = self.synced_blobs.lock().unwrap_or_else(|p| p.into_inner());
-        let mut present = std::collections::HashSet::new();
+        let mut present = HashMap::new();
         let mut new = false;
         for entry in entries {
-            let name = entry?.file_name();
-            if !synced.contains(&name) {
-                File::open(dir.join(&name))?.sync_all()?;
+            let entry = entry?;
+            let name = entry.file_name();
+            // sled deletes blobs it no longer references; one gone since the listing needs no sync.
+            let file = match File::open(dir.join(&name)) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            // The size is read before the fsync: if sled appends after, it differs next time.
+            let size = file.metadata()?.len();
+            if synced.get(&name) != Some(&size) {
+                file.sync_all()?;
                 new = true;
             }
-            present.insert(name);
+            present.insert(name, size);
         }
         if new {
             File::open(&dir)?.sync_all()?;
@@ -154,17 +164,20 @@ impl SledStore {
 
 impl Store for SledStore {
     fn apps(&self) -> StoreResult<Vec<String>> {
-        Ok(self
-            .db
-            .tree_names()
-            .iter()
-            .filter_map(|n| {
-                std::str::from_utf8(n)
-                    .ok()?
-                    .strip_prefix("app:")
-                    .map(str::to_string)
-            })
-            .collect())
+        let mut apps = Vec::new();
+        for name in self.db.tree_names() {
+            let Some(app) = std::str::from_utf8(&name)
+                .ok()
+                .and_then(|n| n.strip_prefix("app:"))
+            else {
+                continue;
+            };
+            // A tree left empty by a failed first write is not an app.
+            if self.last_event(app)?.is_some() {
+                apps.push(app.to_string());
+            }
+        }
+        Ok(apps)
     }
 
     fn event(&self, app: &str, seq: u64) -> StoreResult<Option<Vec<u8>>> {

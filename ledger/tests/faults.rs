@@ -28,6 +28,8 @@ struct FaultyStore {
     failing_sync_ms: AtomicUsize,
     /// Fail writes of this app only.
     fail_app: Mutex<Option<String>>,
+    /// Hide this stored event from reads (as if removed behind the ledger's back).
+    hidden: Mutex<Option<u64>>,
 }
 
 impl Store for FaultyStore {
@@ -41,7 +43,12 @@ impl Store for FaultyStore {
         self.inner.last_event(app)
     }
     fn scan(&self, app: &str, from: u64) -> RawEvents<'_> {
-        self.inner.scan(app, from)
+        let hidden = *self.hidden.lock().unwrap_or_else(|p| p.into_inner());
+        Box::new(
+            self.inner
+                .scan(app, from)
+                .filter(move |r| !matches!((r, hidden), (Ok((s, _)), Some(h)) if *s == h)),
+        )
     }
     fn versions(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Vec<(u64, u8)>> {
         self.inner.versions(app, class, object_id)
@@ -254,5 +261,32 @@ fn when_one_app_cannot_be_written_the_others_are_answered_truthfully() {
                 .ok(),
             "{app}"
         );
+    }
+}
+
+#[test]
+fn verification_reads_in_chunks_and_names_a_missing_event_in_a_later_chunk() {
+    let (l, store) = faulty_ledger();
+    let u = user(&l, "gxp", "mgr");
+    // More than two reader chunks (8,192 events each).
+    let pending: Vec<_> = (0..17_000)
+        .map(|_| l.submit(req("gxp", ledger::Command::Login { user_id: u.clone() })))
+        .collect();
+    for p in pending {
+        p.wait().expect("append");
+    }
+    let head = l.head("gxp").expect("head").seq;
+    assert!(l
+        .verify("gxp", VerifyMode::LinksOnly, VerifyPolicy::default())
+        .expect("verify")
+        .ok());
+    for missing in [8_192, 8_193, 16_385, head] {
+        *store.hidden.lock().expect("lock") = Some(missing);
+        let r = l
+            .verify("gxp", VerifyMode::LinksOnly, VerifyPolicy::default())
+            .expect("verify");
+        let f = r.failure.expect("a missing event is found");
+        assert_eq!(f.seq, missing, "{f}");
+        assert_eq!(r.last_seq, missing - 1);
     }
 }

@@ -12,14 +12,9 @@ use crate::verify::Summary;
 const STORED_V1: u8 = 1;
 
 /// Encodes an event for storage.
-pub fn encode(e: &Event) -> Vec<u8> {
-    let out = vec![STORED_V1];
-    // postcard to an extendable Vec cannot fail for these types; fall back to an empty
-    // body (which decodes as corrupt, loudly) rather than panic.
-    match postcard::to_extend(e, out) {
-        Ok(v) => v,
-        Err(_) => vec![STORED_V1],
-    }
+pub fn encode(e: &Event) -> Result<Vec<u8>, String> {
+    postcard::to_extend(e, vec![STORED_V1])
+        .map_err(|err| format!("cannot encode event {}: {err}", e.seq))
 }
 
 /// Decodes stored bytes; any trailing byte, unknown version or malformed field is an error.

@@ -969,19 +969,26 @@ pub(crate) fn run_writer(
             continue;
         }
         // Sign: the hash chain is fixed, so signatures are independent of one another.
-        let sign = |b: &mut Built| {
+        // An event that cannot be encoded fails its app's write (its bytes stay empty).
+        let sign = |b: &mut Built| -> Option<(String, String)> {
             b.event.signature = b.key.sign_hash(&b.event.hash);
-            b.write.bytes = codec::encode(&b.event);
+            match codec::encode(&b.event) {
+                Ok(bytes) => {
+                    b.write.bytes = bytes;
+                    None
+                }
+                Err(e) => Some((b.event.app.clone(), e)),
+            }
         };
         let mut all: Vec<&mut Built> = live
             .iter_mut()
             .flat_map(|u| u.group.built.iter_mut())
             .collect();
-        if all.len() > 1 {
-            all.par_iter_mut().for_each(|b| sign(b));
+        let unencodable: Vec<(String, String)> = if all.len() > 1 {
+            all.par_iter_mut().filter_map(|b| sign(b)).collect()
         } else {
-            all.iter_mut().for_each(|b| sign(b));
-        }
+            all.iter_mut().filter_map(|b| sign(b)).collect()
+        };
         let mut batches: Vec<AppBatch> = Vec::new();
         for b in all {
             let head = (b.event.seq, b.event.hash);
@@ -1003,8 +1010,11 @@ pub(crate) fn run_writer(
         }
         // One app at a time: each app's batch is atomic, and an app whose batch was
         // written is answered as written even if a later app's batch fails.
-        let mut failed_apps: HashMap<String, String> = HashMap::new();
+        let mut failed_apps: HashMap<String, String> = unencodable.into_iter().collect();
         for batch in &batches {
+            if failed_apps.contains_key(&batch.app) {
+                continue;
+            }
             if let Err(e) = shared.store.write(std::slice::from_ref(batch)) {
                 let msg = e.to_string();
                 tracing::error!(app = %batch.app, error = %msg, "write failed; the builder reloads from the store");

@@ -7,7 +7,6 @@ use std::io::{BufRead, Write};
 
 use serde_json::{json, Value};
 
-use crate::canonical::payload_digest;
 use crate::event::{Actor, Event, EventKind, KeyId, Subject};
 use crate::keys::PublicKey;
 use crate::ledger::ReadError;
@@ -455,9 +454,4 @@ pub fn verify_export(
         });
     }
     Ok(reports)
-}
-
-/// Recomputes a payload digest from an export line's `payload` text (a helper for tools).
-pub fn digest_of_payload_text(payload: &str) -> [u8; 32] {
-    payload_digest(payload.as_bytes())
 }

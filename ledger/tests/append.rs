@@ -646,7 +646,7 @@ fn tampering_with_the_sled_store_is_reported_at_that_event() {
             .expect("utf8")
             .replace("pass", "fail");
         e.payload = Some(p.into_bytes());
-        bytes = ledger::stored::encode(&e);
+        bytes = ledger::stored::encode(&e).expect("encode");
         tree.insert(key, bytes).expect("insert");
         store.raw_tree("gxp").expect("t").flush().expect("flush");
     }

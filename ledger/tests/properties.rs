@@ -240,7 +240,7 @@ proptest! {
                 let prev = ledger::stored::decode(&raw[k - 1].1).expect("decode");
                 let template = ledger::stored::decode(&raw[k].1).expect("decode");
                 let fake = forged(&prev, &template, k as u64 + 1);
-                raw.insert(k, (0, ledger::stored::encode(&fake)));
+                raw.insert(k, (0, ledger::stored::encode(&fake).expect("encode")));
                 for (i, entry) in raw.iter_mut().enumerate() {
                     entry.0 = i as u64 + 1;
                 }

@@ -1,0 +1,1 @@
+//! Parse queries over a projection (placeholder; being written).

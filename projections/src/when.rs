@@ -1,0 +1,1 @@
+//! Time expressions (placeholder; being written).

@@ -54,8 +54,14 @@ impl Record {
     pub fn to_parse_json(&self) -> Map<String, Value> {
         let mut m = self.fields.clone();
         m.insert(OBJECT_ID.into(), Value::String(self.object_id.clone()));
-        m.insert(CREATED_AT.into(), Value::String(self.created_at.to_rfc3339()));
-        m.insert(UPDATED_AT.into(), Value::String(self.updated_at.to_rfc3339()));
+        m.insert(
+            CREATED_AT.into(),
+            Value::String(self.created_at.to_rfc3339()),
+        );
+        m.insert(
+            UPDATED_AT.into(),
+            Value::String(self.updated_at.to_rfc3339()),
+        );
         m
     }
 

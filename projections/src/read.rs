@@ -1,0 +1,364 @@
+//! Reads over the projections: one record or a Parse query, now or as of a past point of
+//! the chain. Every answer carries the sequence number it reflects. Past reads use each
+//! record's version index (`V` entries) and a time → sequence binary search over the
+//! log; nothing is replayed.
+
+use ledger::schema::ClassDef;
+use ledger::Timestamp;
+use serde_json::{Map, Value};
+
+use crate::layout;
+use crate::projector::{load_live, AppState, ClassTree, ProjectionError, Projections, Result};
+use crate::query::{Query, QueryParams};
+use crate::record::Record;
+
+/// Which state of the records a read sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    /// The current view (after catching up with the durable head).
+    Now,
+    /// As the records stood right after event `seq` (repeatable exactly).
+    Seq(u64),
+    /// As the records stood at an instant: after the last event recorded at or before it.
+    Time(Timestamp),
+}
+
+/// A value and the sequence number of the log it reflects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Versioned<T> {
+    /// The value.
+    pub value: T,
+    /// Every event up to this one, and none after, is reflected.
+    pub seq: u64,
+}
+
+/// The answer to a query: Parse objects (with `keys` and `include` applied), the count of
+/// all matches when asked, and the sequence number it reflects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    /// The objects, in order.
+    pub results: Vec<Map<String, Value>>,
+    /// The number of matches (ignoring limit and skip), when the query asked for it.
+    pub count: Option<u64>,
+    /// The sequence number the answer reflects.
+    pub seq: u64,
+}
+
+/// Deepest include path followed (`a.b.c`).
+const MAX_INCLUDE_DEPTH: usize = 3;
+
+impl Projections {
+    /// Resolves `at` to a sequence number of `app` (0 = before the first event).
+    pub fn resolve(&self, app: &str, at: At) -> Result<u64> {
+        let head = self
+            .ledger
+            .head(app)
+            .ok_or_else(|| ProjectionError::UnknownApp(app.to_string()))?
+            .seq;
+        match at {
+            At::Now => Ok(head),
+            At::Seq(s) if s > head => Err(ProjectionError::BeyondHead {
+                app: app.into(),
+                seq: s,
+                head,
+            }),
+            At::Seq(s) => Ok(s),
+            At::Time(t) => Ok(self.ledger.seq_at(app, t)?),
+        }
+    }
+
+    /// The class's definition in the app's current schema.
+    pub(crate) fn class_def(&self, app: &str, class: &str) -> Result<ClassDef> {
+        let schema = self
+            .ledger
+            .schema(app)
+            .ok_or_else(|| ProjectionError::UnknownApp(app.to_string()))?;
+        schema
+            .class(class)
+            .cloned()
+            .ok_or_else(|| ProjectionError::UnknownClass {
+                app: app.into(),
+                class: class.into(),
+            })
+    }
+
+    /// Runs `f` on the app's state once its projections reflect at least `seq`.
+    fn with_state<R>(
+        &self,
+        app: &str,
+        seq: u64,
+        f: impl FnOnce(&AppState) -> Result<R>,
+    ) -> Result<R> {
+        let ap = self.app(app)?;
+        if ap.read().applied < seq {
+            self.sync(app)?;
+        }
+        let st = ap.read();
+        f(&st)
+    }
+
+    /// One record as it stands at `at` (`None` if it did not exist then, or was deleted).
+    pub fn get(
+        &self,
+        app: &str,
+        class: &str,
+        object_id: &str,
+        at: At,
+    ) -> Result<Versioned<Option<Record>>> {
+        self.class_def(app, class)?;
+        let seq = self.resolve(app, at)?;
+        self.with_state(app, seq, |st| {
+            let tree = st.classes.get(class);
+            let (value, seq) = match (at, tree) {
+                (_, None) => (None, if at == At::Now { st.applied } else { seq }),
+                (At::Now, Some(t)) => (load_live(app, class, &t.tree, object_id)?, st.applied),
+                (_, Some(t)) => (record_at(app, class, t, object_id, seq)?, seq),
+            };
+            Ok(Versioned { value, seq })
+        })
+    }
+
+    /// A Parse query over a class as it stands at `at`.
+    pub fn find(&self, app: &str, class: &str, params: &QueryParams, at: At) -> Result<Answer> {
+        let def = self.class_def(app, class)?;
+        let query = Query::parse(&def, params)?;
+        let seq = self.resolve(app, at)?;
+        self.with_state(app, seq, |st| {
+            let seq = if at == At::Now { st.applied } else { seq };
+            let mut failure = None;
+            let out = match (st.classes.get(class), at) {
+                (None, _) => query.run(std::iter::empty()),
+                (Some(t), At::Now) => {
+                    query.run(Failing::new(live_records(app, class, t), &mut failure))
+                }
+                (Some(t), _) => {
+                    query.run(Failing::new(records_at(app, class, t, seq), &mut failure))
+                }
+            };
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            let mut results = Vec::with_capacity(out.results.len());
+            for r in &out.results {
+                let mut obj = query.project(r);
+                for path in query.include() {
+                    let parts: Vec<&str> = path.split('.').take(MAX_INCLUDE_DEPTH).collect();
+                    self.include(app, st, &mut obj, &parts, at, seq)?;
+                }
+                results.push(obj);
+            }
+            Ok(Answer {
+                results,
+                count: out.count,
+                seq,
+            })
+        })
+    }
+
+    /// Every record of a class as it stood after event `seq`, in objectId order.
+    pub fn class_at(&self, app: &str, class: &str, at: At) -> Result<Versioned<Vec<Record>>> {
+        self.class_def(app, class)?;
+        let seq = self.resolve(app, at)?;
+        self.with_state(app, seq, |st| {
+            let Some(t) = st.classes.get(class) else {
+                return Ok(Versioned {
+                    value: Vec::new(),
+                    seq,
+                });
+            };
+            let value = if at == At::Now {
+                live_records(app, class, t).collect::<Result<Vec<_>>>()?
+            } else {
+                records_at(app, class, t, seq).collect::<Result<Vec<_>>>()?
+            };
+            let seq = if at == At::Now { st.applied } else { seq };
+            Ok(Versioned { value, seq })
+        })
+    }
+
+    /// Replaces the Pointer at `path` in `obj` by the object it points to (as of the same
+    /// point), following dotted paths. Pointers to missing records stay Pointers.
+    fn include(
+        &self,
+        app: &str,
+        st: &AppState,
+        obj: &mut Map<String, Value>,
+        path: &[&str],
+        at: At,
+        seq: u64,
+    ) -> Result<()> {
+        let Some((first, rest)) = path.split_first() else {
+            return Ok(());
+        };
+        let Some(v) = obj.get_mut(*first) else {
+            return Ok(());
+        };
+        let pointer = match v.as_object() {
+            Some(m) if m.get("__type").and_then(Value::as_str) == Some("Pointer") => m,
+            Some(m) if m.get("__type").and_then(Value::as_str) == Some("Object") => {
+                if let Some(inner) = v.as_object_mut() {
+                    self.include(app, st, inner, rest, at, seq)?;
+                }
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        let (Some(class), Some(id)) = (
+            pointer.get("className").and_then(Value::as_str),
+            pointer.get("objectId").and_then(Value::as_str),
+        ) else {
+            return Ok(());
+        };
+        let Some(t) = st.classes.get(class) else {
+            return Ok(());
+        };
+        let target = if at == At::Now {
+            load_live(app, class, &t.tree, id)?
+        } else {
+            record_at(app, class, t, id, seq)?
+        };
+        let Some(target) = target else {
+            return Ok(());
+        };
+        let mut inner = target.to_parse_json();
+        inner.insert("__type".into(), Value::String("Object".into()));
+        inner.insert("className".into(), Value::String(class.to_string()));
+        self.include(app, st, &mut inner, rest, at, seq)?;
+        *v = Value::Object(inner);
+        Ok(())
+    }
+}
+
+fn corrupt(app: &str, class: &str, detail: String) -> ProjectionError {
+    ProjectionError::Corrupt {
+        app: app.into(),
+        class: class.into(),
+        detail,
+    }
+}
+
+/// The live records of a class tree, in objectId order.
+fn live_records<'a>(
+    app: &'a str,
+    class: &'a str,
+    t: &'a ClassTree,
+) -> impl Iterator<Item = Result<Record>> + 'a {
+    t.tree.scan_prefix(layout::LIVE_PREFIX).map(move |kv| {
+        let (_, v) = kv?;
+        Record::decode(&v).map_err(|d| corrupt(app, class, d))
+    })
+}
+
+/// One record as it stood after event `seq`: its last version at or before `seq`.
+pub(crate) fn record_at(
+    app: &str,
+    class: &str,
+    t: &ClassTree,
+    object_id: &str,
+    seq: u64,
+) -> Result<Option<Record>> {
+    let lo = layout::version_prefix(object_id);
+    let hi = layout::version_key(object_id, seq);
+    let Some(kv) = t.tree.range(lo..=hi).next_back() else {
+        return Ok(None);
+    };
+    let (_, v) = kv?;
+    let (kind, record) = layout::parse_version_value(&v).map_err(|d| corrupt(app, class, d))?;
+    Ok((!kind.deletes_subject()).then_some(record))
+}
+
+/// Every record of a class as it stood after event `seq`, in objectId order: one pass over
+/// the version index, decoding only the version that counts for each record.
+pub(crate) fn records_at<'a>(
+    app: &'a str,
+    class: &'a str,
+    t: &'a ClassTree,
+    seq: u64,
+) -> impl Iterator<Item = Result<Record>> + 'a {
+    let mut scan = t.tree.scan_prefix(layout::VERSION_PREFIX);
+    // The current record's id and its latest version at or before seq.
+    let mut pending: Option<(Vec<u8>, Option<sled::IVec>)> = None;
+    let mut done = false;
+    std::iter::from_fn(move || loop {
+        if done {
+            return None;
+        }
+        let next = match scan.next() {
+            Some(Ok(kv)) => Some(kv),
+            Some(Err(e)) => {
+                done = true;
+                return Some(Err(e.into()));
+            }
+            None => {
+                done = true;
+                None
+            }
+        };
+        let emit = |p: Option<(Vec<u8>, Option<sled::IVec>)>| -> Option<Result<Record>> {
+            let (_, v) = p?;
+            let v = v?;
+            match layout::version_kind(&v) {
+                Some(k) if k.deletes_subject() => None,
+                _ => Some(
+                    layout::parse_version_value(&v)
+                        .map(|(_, r)| r)
+                        .map_err(|d| corrupt(app, class, d)),
+                ),
+            }
+        };
+        let Some((k, v)) = next else {
+            if let Some(r) = emit(pending.take()) {
+                return Some(r);
+            }
+            continue;
+        };
+        let Some((id, s)) = layout::parse_version_key(&k) else {
+            done = true;
+            return Some(Err(corrupt(app, class, format!("version key {k:?}"))));
+        };
+        let same = pending.as_ref().is_some_and(|(p, _)| p == id.as_bytes());
+        let out = if same {
+            None
+        } else {
+            let out = emit(pending.take());
+            pending = Some((id.as_bytes().to_vec(), None));
+            out
+        };
+        if s <= seq {
+            if let Some((_, best)) = pending.as_mut() {
+                *best = Some(v);
+            }
+        }
+        if let Some(r) = out {
+            return Some(r);
+        }
+    })
+}
+
+/// Adapts a fallible iterator to an infallible one: stops at the first error and keeps it.
+struct Failing<'a, I> {
+    inner: I,
+    failure: &'a mut Option<ProjectionError>,
+}
+
+impl<'a, I> Failing<'a, I> {
+    fn new(inner: I, failure: &'a mut Option<ProjectionError>) -> Self {
+        Failing { inner, failure }
+    }
+}
+
+impl<I: Iterator<Item = Result<Record>>> Iterator for Failing<'_, I> {
+    type Item = Record;
+    fn next(&mut self) -> Option<Record> {
+        if self.failure.is_some() {
+            return None;
+        }
+        match self.inner.next()? {
+            Ok(r) => Some(r),
+            Err(e) => {
+                *self.failure = Some(e);
+                None
+            }
+        }
+    }
+}

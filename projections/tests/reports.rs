@@ -408,3 +408,79 @@ fn diff_names_created_updated_deleted_and_transient_records() {
         .expect("diff");
     assert_eq!(all.records.len(), 4);
 }
+
+#[test]
+fn queries_read_now_and_as_of_a_past_point_with_includes() {
+    use projections::query::QueryParams;
+    let log = Log::new("2026-11-16T08:00:00Z");
+    let a = log.log("VP-a", "2026-11-16T08:00:00Z");
+    let b = log.log("VP-b", "2026-11-16T09:00:00Z");
+    let t1 = ts("2026-11-16T09:30:00Z");
+    log.update(
+        &a,
+        json!({"result": "Fail"}),
+        &[],
+        "retest",
+        "2026-11-16T10:00:00Z",
+    );
+    log.delete(&b, "dup", "2026-11-16T11:00:00Z");
+    let params = QueryParams {
+        where_: Some(json!({"result": "Pass"})),
+        order: Some("-protocolId".into()),
+        include: Some("approvedBy".into()),
+        count: true,
+        ..QueryParams::default()
+    };
+    let now = log
+        .p
+        .find("gxp", "ValidationLog", &params, At::Now)
+        .expect("find");
+    assert_eq!(now.count, Some(0));
+    assert_eq!(now.seq, log.ledger.head("gxp").expect("head").seq);
+    let then = log
+        .p
+        .find("gxp", "ValidationLog", &params, At::Time(t1))
+        .expect("find");
+    assert_eq!(then.count, Some(2));
+    let ids: Vec<&str> = then
+        .results
+        .iter()
+        .filter_map(|r| r["objectId"].as_str())
+        .collect();
+    assert_eq!(ids, [b.as_str(), a.as_str()]);
+    let included = &then.results[0]["approvedBy"];
+    assert_eq!(included["__type"], "Object");
+    assert_eq!(included["className"], "_User");
+    assert_eq!(included["username"], "mgr");
+    // The same read by sequence number gives the same answer.
+    let again = log
+        .p
+        .find("gxp", "ValidationLog", &params, At::Seq(then.seq))
+        .expect("find");
+    assert_eq!(again, then);
+    // Bad queries are typed errors naming what is wrong, and a seq beyond the head is refused.
+    let bad = QueryParams {
+        where_: Some(json!({"result": {"$near": 1}})),
+        ..QueryParams::default()
+    };
+    let err = log
+        .p
+        .find("gxp", "ValidationLog", &bad, At::Now)
+        .expect_err("bad operator");
+    assert!(err.to_string().contains("$near"), "{err}");
+    let err = log
+        .p
+        .find(
+            "gxp",
+            "ValidationLog",
+            &QueryParams::default(),
+            At::Seq(10_000),
+        )
+        .expect_err("beyond head");
+    assert!(err.to_string().contains("10000"), "{err}");
+    let err = log
+        .p
+        .find("gxp", "Nope", &QueryParams::default(), At::Now)
+        .expect_err("class");
+    assert!(err.to_string().contains("Nope"), "{err}");
+}

@@ -61,6 +61,9 @@ pub enum ProjectionError {
         /// What is wrong.
         detail: String,
     },
+    /// An objectId that no record can have.
+    #[error("bad objectId {0:?}: an objectId is 1 to 64 of [A-Za-z0-9_-]")]
+    BadObjectId(String),
     /// A query was refused.
     #[error(transparent)]
     Query(#[from] crate::query::QueryError),
@@ -254,47 +257,19 @@ impl Projections {
     /// Folds `events` (the log's `..=to` after the applied point) into the trees: one
     /// atomic batch per touched tree; trees lagging too far get their applied seq moved.
     fn apply_chunk(&self, app: &str, ap: &AppProjection, events: &[Event], to: u64) -> Result<()> {
-        let snapshot: HashMap<String, ClassTree> = ap.read().classes.clone();
-        let mut trees = snapshot;
-        let mut batches: BTreeMap<String, sled::Batch> = BTreeMap::new();
-        // Within a chunk, the latest state of each touched record.
-        let mut overlay: HashMap<(String, String), Option<Record>> = HashMap::new();
+        let mut trees: HashMap<String, ClassTree> = ap.read().classes.clone();
         for e in events {
-            let Some(class) = changed_class(e) else {
-                continue;
-            };
-            if !trees.contains_key(class) {
-                let t = self.new_tree(app, class, 1)?;
-                trees.insert(class.to_string(), t);
+            if let Some(class) = changed_class(e) {
+                if !trees.contains_key(class) {
+                    trees.insert(class.to_string(), self.new_tree(app, class, 1)?);
+                }
             }
-            let Some(ct) = trees.get(class) else {
-                continue;
-            };
-            if e.seq <= ct.applied {
-                continue;
-            }
-            let id = e
-                .subject
-                .as_ref()
-                .map(|s| s.object_id.as_str())
-                .unwrap_or("");
-            let key = (class.to_string(), id.to_string());
-            let prev = match overlay.get(&key) {
-                Some(r) => r.clone(),
-                None => load_live(app, class, &ct.tree, id)?,
-            };
-            let Some(effect) =
-                apply(prev.as_ref(), e).map_err(|source| ProjectionError::Apply {
-                    app: app.to_string(),
-                    source,
-                })?
-            else {
-                continue;
-            };
-            let batch = batches.entry(class.to_string()).or_default();
-            write_effect(batch, e, &effect);
-            overlay.insert(key, (!effect.is_delete()).then(|| effect.record().clone()));
         }
+        let mut fold = Fold::default();
+        for e in events {
+            fold.event(app, &trees, e)?;
+        }
+        let mut batches = fold.batches;
         let mut state = ap.state.write().unwrap_or_else(|p| p.into_inner());
         for (class, ct) in trees.iter_mut() {
             let touched = batches.remove(class);
@@ -459,43 +434,19 @@ impl Projections {
         let _apply = lock(&ap.apply_lock);
         let target = ap.read().applied;
         let mut fresh = fresh;
-        // Fold what sync applied meanwhile into the fresh trees, tree by tree.
-        for (class, t) in fresh.iter_mut() {
-            if t.applied >= target {
-                continue;
+        // Fold what sync applied meanwhile into the fresh trees, in one pass over the log.
+        let from = fresh.values().map(|t| t.applied).min().unwrap_or(target);
+        if from < target {
+            let mut fold = Fold::default();
+            for e in self.ledger.events(app, from + 1, target)? {
+                fold.event(app, &fresh, &e?)?;
             }
-            let mut batch = sled::Batch::default();
-            let mut overlay: HashMap<String, Option<Record>> = HashMap::new();
-            for e in self.ledger.events(app, t.applied + 1, target)? {
-                let e = e?;
-                if changed_class(&e) != Some(class.as_str()) {
-                    continue;
-                }
-                let id = e
-                    .subject
-                    .as_ref()
-                    .map(|s| s.object_id.as_str())
-                    .unwrap_or("");
-                let prev = match overlay.get(id) {
-                    Some(r) => r.clone(),
-                    None => load_live(app, class, &t.tree, id)?,
-                };
-                if let Some(effect) =
-                    apply(prev.as_ref(), &e).map_err(|source| ProjectionError::Apply {
-                        app: app.to_string(),
-                        source,
-                    })?
-                {
-                    write_effect(&mut batch, &e, &effect);
-                    overlay.insert(
-                        id.to_string(),
-                        (!effect.is_delete()).then(|| effect.record().clone()),
-                    );
-                }
+            for (class, t) in fresh.iter_mut() {
+                let mut batch = fold.batches.remove(class).unwrap_or_default();
+                batch.insert(layout::APPLIED, &layout::seq_value(target));
+                t.tree.apply_batch(batch)?;
+                t.applied = target;
             }
-            batch.insert(layout::APPLIED, &layout::seq_value(target));
-            t.tree.apply_batch(batch)?;
-            t.applied = target;
         }
         let mut retired = Vec::new();
         {
@@ -553,6 +504,47 @@ impl Projections {
             }
         }
         self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Events folded into per-tree batches, with the latest state of each record they touched
+/// (so that several events on one record within a batch build on each other).
+#[derive(Default)]
+struct Fold {
+    batches: BTreeMap<String, sled::Batch>,
+    overlay: HashMap<(String, String), Option<Record>>,
+}
+
+impl Fold {
+    /// Folds `e` into the batch of its class's tree, unless the tree has no place for it
+    /// (no such tree, or it already reflects the event).
+    fn event(&mut self, app: &str, trees: &HashMap<String, ClassTree>, e: &Event) -> Result<()> {
+        let Some(class) = changed_class(e) else {
+            return Ok(());
+        };
+        let Some(t) = trees.get(class).filter(|t| e.seq > t.applied) else {
+            return Ok(());
+        };
+        let id = e.subject.as_ref().map_or("", |s| s.object_id.as_str());
+        let key = (class.to_string(), id.to_string());
+        let prev = match self.overlay.get(&key) {
+            Some(r) => r.clone(),
+            None => load_live(app, class, &t.tree, id)?,
+        };
+        let effect = apply(prev.as_ref(), e).map_err(|source| ProjectionError::Apply {
+            app: app.to_string(),
+            source,
+        })?;
+        if let Some(effect) = effect {
+            write_effect(
+                self.batches.entry(class.to_string()).or_default(),
+                e,
+                &effect,
+            );
+            self.overlay
+                .insert(key, (!effect.is_delete()).then(|| effect.record().clone()));
+        }
         Ok(())
     }
 }

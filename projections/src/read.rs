@@ -82,8 +82,18 @@ impl Projections {
             })
     }
 
+    /// Checks an objectId given by a caller: one that no record can have is refused
+    /// rather than looked up (its bytes could otherwise reach into another record's keys).
+    pub(crate) fn check_object_id(object_id: &str) -> Result<()> {
+        if ledger::schema::validate::is_valid_object_id(object_id) {
+            Ok(())
+        } else {
+            Err(ProjectionError::BadObjectId(object_id.to_string()))
+        }
+    }
+
     /// Runs `f` on the app's state once its projections reflect at least `seq`.
-    fn with_state<R>(
+    pub(crate) fn with_state<R>(
         &self,
         app: &str,
         seq: u64,
@@ -106,6 +116,7 @@ impl Projections {
         at: At,
     ) -> Result<Versioned<Option<Record>>> {
         self.class_def(app, class)?;
+        Self::check_object_id(object_id)?;
         let seq = self.resolve(app, at)?;
         self.with_state(app, seq, |st| {
             let tree = st.classes.get(class);

@@ -2,6 +2,8 @@
 //! fields in Parse's JSON encodings) plus the sequence numbers of its first and latest
 //! versions, so every read can say which event it reflects.
 
+use std::borrow::Cow;
+
 use ledger::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -33,8 +35,7 @@ pub const UPDATED_AT: &str = "updatedAt";
 
 /// A record's value for a field, system fields included: `objectId` as a string,
 /// `createdAt`/`updatedAt` as Parse Dates. Borrowed when the record holds it.
-pub fn field_value<'a>(record: &'a Record, field: &str) -> Option<std::borrow::Cow<'a, Value>> {
-    use std::borrow::Cow;
+pub fn field_value<'a>(record: &'a Record, field: &str) -> Option<Cow<'a, Value>> {
     match field {
         OBJECT_ID => Some(Cow::Owned(Value::String(record.object_id.clone()))),
         CREATED_AT => Some(Cow::Owned(date_json(record.created_at))),
@@ -68,7 +69,7 @@ impl Record {
     /// Encodes for the projection store (postcard; fields as JSON text).
     pub(crate) fn encode(&self) -> Vec<u8> {
         let stored = Stored {
-            object_id: &self.object_id,
+            object_id: Cow::Borrowed(&self.object_id),
             created_at: self.created_at.0,
             updated_at: self.updated_at.0,
             created_seq: self.created_seq,
@@ -81,10 +82,10 @@ impl Record {
 
     /// Decodes what [`Record::encode`] wrote.
     pub(crate) fn decode(bytes: &[u8]) -> Result<Record, String> {
-        let s: StoredOwned = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+        let s: Stored<'_> = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
         let fields = serde_json::from_slice(&s.fields).map_err(|e| e.to_string())?;
         Ok(Record {
-            object_id: s.object_id,
+            object_id: s.object_id.into_owned(),
             created_at: Timestamp(s.created_at),
             updated_at: Timestamp(s.updated_at),
             created_seq: s.created_seq,
@@ -94,20 +95,10 @@ impl Record {
     }
 }
 
-#[derive(Serialize)]
+/// The stored form: borrowed when writing, owned when reading.
+#[derive(Serialize, Deserialize)]
 struct Stored<'a> {
-    object_id: &'a str,
-    created_at: i64,
-    updated_at: i64,
-    created_seq: u64,
-    updated_seq: u64,
-    #[serde(with = "serde_bytes")]
-    fields: Vec<u8>,
-}
-
-#[derive(Deserialize)]
-struct StoredOwned {
-    object_id: String,
+    object_id: Cow<'a, str>,
     created_at: i64,
     updated_at: i64,
     created_seq: u64,

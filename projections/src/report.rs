@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::layout;
-use crate::projector::{ProjectionError, Projections, Result};
+use crate::projector::{AppState, ProjectionError, Projections, Result};
 use crate::read::{record_at, At};
 use crate::record::Record;
 use crate::when::Day;
@@ -167,10 +167,10 @@ pub fn field_changes(before: Option<&Record>, after: Option<&Record>) -> Vec<Fie
 
 impl Projections {
     /// Shows event `e`: actor, time, reason, and before → after for data changes.
-    fn entry(&self, app: &str, e: Event) -> Result<EventEntry> {
+    fn entry(&self, app: &str, st: &AppState, e: Event) -> Result<EventEntry> {
         let data = crate::apply::changed_class(&e).is_some();
         let (changes, detail) = if data {
-            let (before, after) = self.around(app, &e)?;
+            let (before, after) = around(app, st, &e)?;
             (field_changes(before.as_ref(), after.as_ref()), None)
         } else {
             (Vec::new(), e.payload_json().and_then(|r| r.ok()))
@@ -193,55 +193,27 @@ impl Projections {
         })
     }
 
-    /// The subject's state just before and just after data-changing event `e` (`None`
-    /// after a deletion).
-    fn around(&self, app: &str, e: &Event) -> Result<(Option<Record>, Option<Record>)> {
-        let Some(s) = &e.subject else {
-            return Ok((None, None));
-        };
-        let ap = self.app(app)?;
-        if ap.read().applied < e.seq {
-            self.sync(app)?;
-        }
-        let st = ap.read();
-        let Some(t) = st.classes.get(&s.class) else {
-            return Ok((None, None));
-        };
-        let before = record_at(app, &s.class, t, &s.object_id, e.seq - 1)?;
-        let after = match t.tree.get(layout::version_key(&s.object_id, e.seq))? {
-            Some(v) => {
-                let (kind, r) =
-                    layout::parse_version_value(&v).map_err(|d| ProjectionError::Corrupt {
-                        app: app.into(),
-                        class: s.class.clone(),
-                        detail: d,
-                    })?;
-                (!kind.deletes_subject()).then_some(r)
-            }
-            None => None,
-        };
-        Ok((before, after))
-    }
-
     /// A record's full history: every event about it, each with its changes.
     pub fn history(&self, app: &str, class: &str, object_id: &str) -> Result<History> {
         self.class_def(app, class)?;
+        Self::check_object_id(object_id)?;
         let seq = self.resolve(app, At::Now)?;
-        let mut events = Vec::new();
-        for (s, _) in self.ledger.versions(app, class, object_id)? {
-            if s > seq {
-                break;
+        let versions = self.ledger.versions(app, class, object_id)?;
+        let events = self.with_state(app, seq, |st| {
+            let mut events = Vec::new();
+            for (s, _) in versions.into_iter().take_while(|(s, _)| *s <= seq) {
+                let e = self
+                    .ledger
+                    .event(app, s)?
+                    .ok_or(ProjectionError::BeyondHead {
+                        app: app.into(),
+                        seq: s,
+                        head: seq,
+                    })?;
+                events.push(self.entry(app, st, e)?);
             }
-            let e = self
-                .ledger
-                .event(app, s)?
-                .ok_or(ProjectionError::BeyondHead {
-                    app: app.into(),
-                    seq: s,
-                    head: seq,
-                })?;
-            events.push(self.entry(app, e)?);
-        }
+            Ok(events)
+        })?;
         Ok(History {
             class: class.into(),
             object_id: object_id.into(),
@@ -257,32 +229,39 @@ impl Projections {
         let mut summary = Summary::default();
         let mut groups: Vec<RecordEvents> = Vec::new();
         let mut index: BTreeMap<(Option<String>, Option<String>), usize> = BTreeMap::new();
-        if first <= last {
-            for e in self.ledger.events(app, first, last)? {
-                let entry = self.entry(app, e?)?;
-                summary.events += 1;
-                *summary
-                    .by_class_and_kind
-                    .entry(entry.class.clone().unwrap_or_else(|| "-".into()))
-                    .or_default()
-                    .entry(entry.kind.name().to_string())
-                    .or_default() += 1;
-                *summary
-                    .by_actor
-                    .entry(format!("{} ({})", entry.actor.username, entry.actor.role))
-                    .or_default() += 1;
-                let key = (entry.class.clone(), entry.object_id.clone());
-                let i = *index.entry(key).or_insert_with(|| {
-                    groups.push(RecordEvents {
-                        class: entry.class.clone(),
-                        object_id: entry.object_id.clone(),
-                        events: Vec::new(),
-                    });
-                    groups.len() - 1
+        let entries = if first <= last {
+            self.with_state(app, last, |st| {
+                self.ledger
+                    .events(app, first, last)?
+                    .map(|e| self.entry(app, st, e?))
+                    .collect::<Result<Vec<_>>>()
+            })?
+        } else {
+            Vec::new()
+        };
+        for entry in entries {
+            summary.events += 1;
+            *summary
+                .by_class_and_kind
+                .entry(entry.class.clone().unwrap_or_else(|| "-".into()))
+                .or_default()
+                .entry(entry.kind.name().to_string())
+                .or_default() += 1;
+            *summary
+                .by_actor
+                .entry(format!("{} ({})", entry.actor.username, entry.actor.role))
+                .or_default() += 1;
+            let key = (entry.class.clone(), entry.object_id.clone());
+            let i = *index.entry(key).or_insert_with(|| {
+                groups.push(RecordEvents {
+                    class: entry.class.clone(),
+                    object_id: entry.object_id.clone(),
+                    events: Vec::new(),
                 });
-                if let Some(g) = groups.get_mut(i) {
-                    g.events.push(entry);
-                }
+                groups.len() - 1
+            });
+            if let Some(g) = groups.get_mut(i) {
+                g.events.push(entry);
             }
         }
         Ok(DayReport {
@@ -322,36 +301,59 @@ impl Projections {
                 }
             }
         }
-        let ap = self.app(app)?;
-        if ap.read().applied < s2 {
-            self.sync(app)?;
-        }
-        let st = ap.read();
-        let mut records = Vec::new();
-        for ((c, id), seqs) in touched {
-            let Some(t) = st.classes.get(&c) else {
-                continue;
-            };
-            let before = record_at(app, &c, t, &id, s1)?;
-            let after = record_at(app, &c, t, &id, s2)?;
-            let kind = match (&before, &after) {
-                (None, Some(_)) => ChangeKind::Created,
-                (Some(_), None) => ChangeKind::Deleted,
-                (Some(_), Some(_)) => ChangeKind::Updated,
-                (None, None) => ChangeKind::CreatedAndDeleted,
-            };
-            records.push(RecordDiff {
-                changes: field_changes(before.as_ref(), after.as_ref()),
-                class: c,
-                object_id: id,
-                kind,
-                seqs,
-            });
-        }
+        let records = self.with_state(app, s2, |st| {
+            let mut records = Vec::new();
+            for ((c, id), seqs) in touched {
+                let Some(t) = st.classes.get(&c) else {
+                    continue;
+                };
+                let before = record_at(app, &c, t, &id, s1)?;
+                let after = record_at(app, &c, t, &id, s2)?;
+                let kind = match (&before, &after) {
+                    (None, Some(_)) => ChangeKind::Created,
+                    (Some(_), None) => ChangeKind::Deleted,
+                    (Some(_), Some(_)) => ChangeKind::Updated,
+                    (None, None) => ChangeKind::CreatedAndDeleted,
+                };
+                records.push(RecordDiff {
+                    changes: field_changes(before.as_ref(), after.as_ref()),
+                    class: c,
+                    object_id: id,
+                    kind,
+                    seqs,
+                });
+            }
+            Ok(records)
+        })?;
         Ok(Diff {
             from_seq: s1,
             to_seq: s2,
             records,
         })
     }
+}
+
+/// The subject's state just before and just after data-changing event `e` (`None`
+/// after a deletion). `st` reflects at least event `e`.
+fn around(app: &str, st: &AppState, e: &Event) -> Result<(Option<Record>, Option<Record>)> {
+    let Some(s) = &e.subject else {
+        return Ok((None, None));
+    };
+    let Some(t) = st.classes.get(&s.class) else {
+        return Ok((None, None));
+    };
+    let before = record_at(app, &s.class, t, &s.object_id, e.seq - 1)?;
+    let after = match t.tree.get(layout::version_key(&s.object_id, e.seq))? {
+        Some(v) => {
+            let (kind, r) =
+                layout::parse_version_value(&v).map_err(|d| ProjectionError::Corrupt {
+                    app: app.into(),
+                    class: s.class.clone(),
+                    detail: d,
+                })?;
+            (!kind.deletes_subject()).then_some(r)
+        }
+        None => None,
+    };
+    Ok((before, after))
 }

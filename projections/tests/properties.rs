@@ -123,6 +123,14 @@ fn req(command: Command) -> AppendRequest {
     }
 }
 
+/// The `pick`-th live record (modulo their number), if there is one.
+fn chosen(records: &BTreeMap<String, Record>, pick: usize) -> Option<String> {
+    let n = records.len();
+    (n > 0)
+        .then(|| records.keys().nth(pick % n).cloned())
+        .flatten()
+}
+
 /// Runs `ops`; returns the model after every event: (seq, recorded time, state).
 fn run(
     ledger: &Ledger,
@@ -172,14 +180,12 @@ fn run(
                 unset,
             } => {
                 let records = state.get_mut(CLASSES[*class]).expect("class");
-                if records.is_empty() || (set.is_empty() && unset.is_empty()) {
+                let Some(id) = chosen(records, *pick) else {
+                    continue;
+                };
+                if set.is_empty() && unset.is_empty() {
                     continue;
                 }
-                let id = records
-                    .keys()
-                    .nth(pick % records.len())
-                    .cloned()
-                    .expect("id");
                 let a = ledger
                     .append(req(Command::UpdateRecord {
                         class: CLASSES[*class].into(),
@@ -201,14 +207,9 @@ fn run(
             }
             Op::Delete { class, pick } => {
                 let records = state.get_mut(CLASSES[*class]).expect("class");
-                if records.is_empty() {
+                let Some(id) = chosen(records, *pick) else {
                     continue;
-                }
-                let id = records
-                    .keys()
-                    .nth(pick % records.len())
-                    .cloned()
-                    .expect("id");
+                };
                 let a = ledger
                     .append(req(Command::DeleteRecord {
                         class: CLASSES[*class].into(),

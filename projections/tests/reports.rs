@@ -483,4 +483,23 @@ fn queries_read_now_and_as_of_a_past_point_with_includes() {
         .find("gxp", "Nope", &QueryParams::default(), At::Now)
         .expect_err("class");
     assert!(err.to_string().contains("Nope"), "{err}");
+    // An objectId no record can have is refused, not looked up: its bytes would reach into
+    // another record's version keys.
+    let forged = format!("{a}\0\0\0\0\0\0");
+    let err = log
+        .p
+        .get("gxp", "ValidationLog", &forged, At::Seq(then.seq))
+        .expect_err("bad id");
+    assert!(
+        matches!(err, projections::ProjectionError::BadObjectId(_)),
+        "{err}"
+    );
+    let err = log
+        .p
+        .history("gxp", "ValidationLog", "")
+        .expect_err("empty id");
+    assert!(
+        matches!(err, projections::ProjectionError::BadObjectId(_)),
+        "{err}"
+    );
 }

@@ -1,13 +1,13 @@
-//! `audit-ledger`: the operator's command over a data directory.
-//!
-//! Today: `init` (create the store and the five built-in apps), `apps`, `verify`, `export`
-//! and `keys`. The HTTP server (`serve`) arrives with the server's issue. Exit status: 0
-//! when all is well, 1 when verification found a bad event, 2 on any error.
+//! `audit-ledger`: the server (`serve`) and the operator's commands over a data directory:
+//! `init` (create the store and the five built-in apps), `apps`, `verify`, `export`,
+//! `keys`, and `user add` (how a deployment creates its first admin). Exit status: 0 when
+//! all is well, 1 when verification found a bad event, 2 on any error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use api::{Server, ServerConfig};
 use clap::{Parser, Subcommand, ValueEnum};
 use ledger::{Ledger, VerifyMode, VerifyPolicy};
 
@@ -38,6 +38,32 @@ enum Mode {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Serves the Parse-compatible HTTP API on the embedded store (five apps loaded).
+    Serve {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: std::net::SocketAddr,
+        /// Seed demo data once (fresh apps only) and a demo user per role in every app.
+        #[arg(long)]
+        demo: bool,
+        /// The demo users' password.
+        #[arg(long, default_value = api::demo::DEFAULT_DEMO_PASSWORD)]
+        demo_password: String,
+        /// Per-app account policies (JSON; see docs/API.md).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Largest request body in bytes.
+        #[arg(long, default_value_t = 1024 * 1024)]
+        max_body_bytes: usize,
+        /// Deepest JSON nesting accepted.
+        #[arg(long, default_value_t = 32)]
+        max_json_depth: usize,
+    },
+    /// Manages accounts while no server holds the data directory.
+    User {
+        #[command(subcommand)]
+        command: UserCmd,
+    },
     /// Creates the data directory and the five built-in apps (those missing).
     Init,
     /// Lists the apps with their head.
@@ -62,6 +88,25 @@ enum Cmd {
     Keys,
 }
 
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Creates an account with a role; the password is read from stdin (one line).
+    Add {
+        /// The app.
+        #[arg(long)]
+        app: String,
+        /// The username.
+        #[arg(long)]
+        username: String,
+        /// The role: admin, manager, coordinator, field_staff, auditor or qa_reviewer.
+        #[arg(long)]
+        role: String,
+        /// The e-mail address.
+        #[arg(long)]
+        email: Option<String>,
+    },
+}
+
 fn open(dir: &std::path::Path) -> Result<Ledger> {
     Ledger::open_dir(dir).with_context(|| format!("opening the data directory {}", dir.display()))
 }
@@ -81,8 +126,136 @@ fn chosen(l: &Ledger, apps: Vec<String>) -> Result<Vec<String>> {
     Ok(apps)
 }
 
+fn serve(data_dir: PathBuf, cmd: Cmd) -> Result<ExitCode> {
+    let Cmd::Serve {
+        bind,
+        demo,
+        demo_password,
+        config,
+        max_body_bytes,
+        max_json_depth,
+    } = cmd
+    else {
+        return Ok(ExitCode::from(2));
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    api::server::install_metrics();
+    let mut cfg = ServerConfig::new(&data_dir);
+    cfg.bind = bind;
+    cfg.max_body_bytes = max_body_bytes;
+    cfg.max_json_depth = max_json_depth;
+    if let Some(path) = &config {
+        cfg.load_policies(path)?;
+    }
+    if demo {
+        anyhow::ensure!(
+            api::auth::check_new_password(&demo_password).is_ok(),
+            "--demo-password: at least {} characters",
+            api::auth::MIN_PASSWORD
+        );
+        let now = ledger::Clock::now(&ledger::SystemClock);
+        match api::demo::seed_history(&data_dir, now).context("seeding demo data")? {
+            Some(stats) => tracing::info!("demo data: {stats}"),
+            None => tracing::info!("demo data: the apps already hold data; none generated"),
+        }
+    }
+    let server = Server::open(cfg)?;
+    if demo {
+        let n = api::demo::ensure_accounts(server.state(), &demo_password)?;
+        tracing::info!("demo accounts: {n} created (username = role name in every app)");
+    }
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("listening on {bind}"))?;
+        tracing::info!(
+            "audit-ledger serving {} on http://{bind} (Parse API at /parse)",
+            data_dir.display()
+        );
+        server.serve(listener, shutdown_signal()).await?;
+        tracing::info!("stopped: in-flight requests finished, stores flushed");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+fn user_add(data_dir: PathBuf, cmd: UserCmd) -> Result<ExitCode> {
+    let UserCmd::Add {
+        app,
+        username,
+        role,
+        email,
+    } = cmd;
+    anyhow::ensure!(
+        api::auth::permissions::Role::from_name(&role).is_some(),
+        "--role: {role:?} is not a role (admin, manager, coordinator, field_staff, auditor, qa_reviewer)"
+    );
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from stdin")?;
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    let server = Server::open(ServerConfig::new(&data_dir))?;
+    let state = server.state();
+    state
+        .known_app(Some(&app))
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let mut fields = serde_json::Map::new();
+    fields.insert("role".into(), serde_json::json!(role));
+    if let Some(e) = email {
+        fields.insert("email".into(), serde_json::json!(e));
+    }
+    let (id, appended) = api::accounts::create_user(
+        state,
+        &app,
+        Some(ledger::Actor::system()),
+        None,
+        api::accounts::NewUser {
+            username: username.clone(),
+            password,
+            fields,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!(e.message))?;
+    println!(
+        "created {username} ({role}) in {app}: objectId {id}, event {}",
+        appended.event.seq
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        cmd @ Cmd::Serve { .. } => return serve(cli.data_dir, cmd),
+        Cmd::User { command } => return user_add(cli.data_dir, command),
         Cmd::Init => {
             let l = open(&cli.data_dir)?;
             let created = l

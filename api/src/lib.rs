@@ -1,0 +1,24 @@
+//! # api
+//!
+//! The audit-ledger server: a Parse-compatible HTTP API (SPEC §5.1) over the ledger and
+//! its projections, with users, sessions and per-class role permissions (SPEC §6.1).
+//!
+//! - [`server`]: the axum router, middleware, metrics, graceful shutdown;
+//! - [`parse`]: the Parse REST surface (request normalisation, dispatch, handlers);
+//! - [`accounts`]: creating users, logging in and out, resolving sessions;
+//! - [`auth`]: password hashing, tokens, the credential store, roles and permissions;
+//! - [`state`]: what requests share; [`config`]: what the server can be told;
+//! - [`error`]: the one error type and its Parse codes; [`demo`]: `--demo` data.
+
+pub mod accounts;
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod parse;
+pub mod server;
+pub mod state;
+
+pub use config::{AppPolicy, PasswordCost, ServerConfig};
+pub use error::{ApiError, ApiResult};
+pub use server::{Server, StartError};

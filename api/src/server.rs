@@ -1,0 +1,362 @@
+//! The HTTP server: opening the data directory, the axum router (`/health`, `/metrics`,
+//! `/parse/…`), request ids and tracing, CORS for browser clients, Prometheus metrics,
+//! the projection catch-up task, and a graceful shutdown that finishes in-flight writes
+//! and flushes before exiting.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State as Extract};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use ledger::{Clock, Ledger, LedgerConfig, SystemClock};
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use projections::Projections;
+use serde_json::json;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::store::AuthStore;
+use crate::config::ServerConfig;
+use crate::error::{code, ApiError};
+use crate::parse::request::ParseRequest;
+use crate::parse::{dispatch, Reply};
+use crate::state::State;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The ledger could not be opened.
+    #[error("opening the ledger in {dir}: {source}")]
+    Ledger {
+        /// The data directory.
+        dir: String,
+        /// Why.
+        source: ledger::OpenError,
+    },
+    /// The built-in apps could not be created.
+    #[error("creating the built-in apps: {0}")]
+    Apps(ledger::AppendError),
+    /// The projections could not be opened.
+    #[error("opening the projections: {0}")]
+    Projections(#[from] projections::ProjectionError),
+    /// The credential store could not be opened.
+    #[error("opening the credential store: {0}")]
+    Auth(#[from] crate::auth::store::AuthStoreError),
+}
+
+/// The header carrying the sequence number an answer reflects.
+pub const SEQ_HEADER: &str = "x-ledger-seq";
+/// The request id header (set when absent, echoed back).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A server ready to serve: its shared state.
+pub struct Server {
+    state: Arc<State>,
+}
+
+impl Server {
+    /// Opens the data directory (creating it and the five built-in apps as needed) with
+    /// the system clock.
+    pub fn open(config: ServerConfig) -> Result<Server, StartError> {
+        let dir = config.data_dir.clone();
+        let ledger_err = |source| StartError::Ledger {
+            dir: dir.display().to_string(),
+            source,
+        };
+        let lc = LedgerConfig::in_dir(&dir).map_err(|e| ledger_err(e.into()))?;
+        let ledger = Arc::new(Ledger::open(lc).map_err(ledger_err)?);
+        ledger.ensure_builtin_apps().map_err(StartError::Apps)?;
+        let projections = Arc::new(Projections::open_dir(
+            ledger.clone(),
+            &dir.join("projections"),
+        )?);
+        let auth = AuthStore::open(&dir.join("auth"))?;
+        Ok(Server::from_parts(
+            config,
+            ledger,
+            projections,
+            auth,
+            Arc::new(SystemClock),
+        ))
+    }
+
+    /// A server over parts already open (tests use an in-memory ledger and a manual clock).
+    pub fn from_parts(
+        config: ServerConfig,
+        ledger: Arc<Ledger>,
+        projections: Arc<Projections>,
+        auth: AuthStore,
+        clock: Arc<dyn Clock>,
+    ) -> Server {
+        Server {
+            state: Arc::new(State {
+                config,
+                ledger,
+                projections,
+                auth,
+                clock,
+                write_lock: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// The router, with its middleware.
+    pub fn router(&self) -> Router {
+        let cors = CorsLayer::new()
+            .allow_origin(Any)
+            .allow_methods(Any)
+            .allow_headers(Any)
+            .expose_headers([
+                HeaderName::from_static(SEQ_HEADER),
+                HeaderName::from_static(REQUEST_ID_HEADER),
+                header::LOCATION,
+            ]);
+        let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+        Router::new()
+            .route("/health", get(health))
+            .route("/metrics", get(metrics_text))
+            .route("/parse", any(parse_route))
+            .route("/parse/{*rest}", any(parse_route))
+            .fallback(not_found)
+            .with_state(self.state.clone())
+            .layer(middleware::from_fn(observe))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
+            }))
+            .layer(PropagateRequestIdLayer::new(request_id.clone()))
+            .layer(SetRequestIdLayer::new(request_id, Counter::default()))
+            .layer(cors)
+    }
+
+    /// Serves on `listener` until `shutdown` resolves; then stops accepting, lets
+    /// in-flight requests finish, and flushes the projections and credential store. The
+    /// ledger is flushed on every acknowledged write and closed when the last handle drops.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let syncer = tokio::spawn(catch_up(self.state.clone(), stop.clone()));
+        let router = self.router();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        stop.notify_one();
+        let _ = syncer.await;
+        let state = self.state.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = state.projections.flush() {
+                tracing::warn!(error = %e, "flushing projections at shutdown");
+            }
+            if let Err(e) = state.auth.flush() {
+                tracing::warn!(error = %e, "flushing the credential store at shutdown");
+            }
+        })
+        .await;
+        Ok(())
+    }
+}
+
+/// Request ids: a per-process random prefix and a counter.
+#[derive(Clone, Default)]
+struct Counter(Arc<AtomicU64>);
+
+impl MakeRequestId for Counter {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        static PREFIX: OnceLock<String> = OnceLock::new();
+        let prefix = PREFIX.get_or_init(|| {
+            let mut b = [0u8; 4];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+            hex::encode(b)
+        });
+        let n = self.0.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{prefix}-{n}"))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// Keeps the projections close to the head, so reads rarely wait for a catch-up.
+async fn catch_up(state: Arc<State>, stop: Arc<tokio::sync::Notify>) {
+    loop {
+        let s = state.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for app in s.ledger.apps() {
+                let head = s.ledger.head(&app).map_or(0, |h| h.seq);
+                let applied = s.projections.applied(&app).unwrap_or(0);
+                gauge!("projection_lag_events", "app" => app.clone())
+                    .set(head.saturating_sub(applied) as f64);
+                if applied < head {
+                    if let Err(e) = s.projections.sync(&app) {
+                        tracing::error!(app, error = %e, "projection catch-up failed");
+                    }
+                }
+            }
+        })
+        .await;
+        tokio::select! {
+            _ = stop.notified() => return,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+}
+
+async fn health(Extract(state): Extract<Arc<State>>) -> Response {
+    Json(json!({"status": "ok", "apps": state.ledger.apps()})).into_response()
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every server).
+fn prometheus() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok().map(|_| handle)
+        })
+        .as_ref()
+}
+
+/// Installs the metrics recorder (call before serving so early metrics are kept).
+pub fn install_metrics() {
+    let _ = prometheus();
+}
+
+async fn metrics_text(Extract(state): Extract<Arc<State>>) -> Response {
+    for app in state.ledger.apps() {
+        if let Some(h) = state.ledger.head(&app) {
+            gauge!("ledger_head_seq", "app" => app.clone()).set(h.seq as f64);
+        }
+    }
+    match prometheus() {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => ApiError::internal("metrics recorder unavailable").into_response(),
+    }
+}
+
+/// Counts requests and their latency by route family and status.
+async fn observe(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let family = route_family(req.uri().path());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    counter!("http_requests_total", "method" => method.clone(), "route" => family, "status" => status)
+        .increment(1);
+    histogram!("http_request_duration_seconds", "method" => method, "route" => family)
+        .record(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// A bounded label for a path: `/parse/classes/X/id` → `parse/classes`.
+fn route_family(path: &str) -> &'static str {
+    let mut parts = path.split('/').filter(|s| !s.is_empty());
+    match (parts.next(), parts.next()) {
+        (Some("parse"), Some("classes")) => "parse/classes",
+        (Some("parse"), Some("users")) => "parse/users",
+        (Some("parse"), Some("login")) => "parse/login",
+        (Some("parse"), Some("logout")) => "parse/logout",
+        (Some("parse"), Some("batch")) => "parse/batch",
+        (Some("parse"), Some("schemas")) => "parse/schemas",
+        (Some("parse"), _) => "parse/other",
+        (Some("health"), _) => "health",
+        (Some("metrics"), _) => "metrics",
+        _ => "other",
+    }
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        code::INVALID_JSON,
+        format!("no such route: {method} {}", uri.path()),
+    )
+    .into_response()
+}
+
+fn reply_response(r: Reply) -> Response {
+    let mut resp = (r.status, Json(r.body)).into_response();
+    if let Some(seq) = r.seq {
+        resp.headers_mut()
+            .insert(SEQ_HEADER, HeaderValue::from(seq));
+    }
+    if let Some(l) = r.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LOCATION, l);
+    }
+    resp
+}
+
+/// Everything under `/parse`: read the body within the limit, normalise, dispatch off the
+/// async runtime.
+async fn parse_route(
+    Extract(state): Extract<Arc<State>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let limit = state.config.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::OBJECT_TOO_LARGE,
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+        .into_response()
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return too_large();
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return too_large();
+    };
+    let path = uri.path().strip_prefix("/parse").unwrap_or("").to_string();
+    let query = uri.query().map(str::to_string);
+    let result = tokio::task::spawn_blocking(move || {
+        let req = ParseRequest::from_http(
+            method,
+            &path,
+            query.as_deref(),
+            &headers,
+            &bytes,
+            state.config.max_json_depth,
+        )?;
+        dispatch(&state, &req)
+    })
+    .await;
+    match result {
+        Ok(Ok(reply)) => reply_response(reply),
+        Ok(Err(e)) => e.into_response(),
+        Err(e) => ApiError::internal(format!("request handler failed: {e}")).into_response(),
+    }
+}

@@ -1,0 +1,162 @@
+//! What every request shares: the ledger, the projections, the credential store, the clock
+//! and the configuration, plus the helpers handlers use to append, to check permissions
+//! (recording refusals as `access.denied` events) and to read records.
+
+use std::sync::{Arc, Mutex};
+
+use ledger::{Actor, AppendRequest, Appended, Clock, Command, Ledger};
+use metrics::counter;
+use projections::{At, Projections, Record};
+
+use crate::auth::permissions::{rules, ClassRules, Op};
+use crate::auth::store::AuthStore;
+use crate::auth::Caller;
+use crate::config::ServerConfig;
+use crate::error::{code, unknown_app, ApiError, ApiResult};
+
+/// The shared state of a running server.
+pub struct State {
+    /// Its configuration.
+    pub config: ServerConfig,
+    /// The log.
+    pub ledger: Arc<Ledger>,
+    /// The current views and past reads.
+    pub projections: Arc<Projections>,
+    /// Passwords, sessions, failed logins.
+    pub auth: AuthStore,
+    /// Where "now" comes from (the ledger's clock).
+    pub clock: Arc<dyn Clock>,
+    /// Serialises account creation (username uniqueness) and read-modify-write updates
+    /// (`Increment`, `Add`…), so concurrent writers never lose an update.
+    pub write_lock: Mutex<()>,
+}
+
+impl State {
+    /// `app` if this server has it, else the unknown-app error.
+    pub fn known_app(&self, app: Option<&str>) -> ApiResult<String> {
+        let app = app.ok_or_else(|| {
+            ApiError::forbidden(
+                "no application id: send the X-Parse-Application-Id header (or _ApplicationId) naming an app",
+            )
+        })?;
+        if self.ledger.head(app).is_some() {
+            Ok(app.to_string())
+        } else {
+            Err(unknown_app(app))
+        }
+    }
+
+    /// The class's definition in the app's current schema, or a 400 naming it.
+    pub fn class_def(&self, app: &str, class: &str) -> ApiResult<ledger::schema::ClassDef> {
+        let schema = self.ledger.schema(app).ok_or_else(|| unknown_app(app))?;
+        schema.class(class).cloned().ok_or_else(|| {
+            ApiError::bad(
+                code::INVALID_CLASS_NAME,
+                format!("class {class} does not exist in app {app}"),
+            )
+        })
+    }
+
+    /// Appends, acknowledging only once durable.
+    pub fn append(
+        &self,
+        app: &str,
+        actor: Actor,
+        idempotency_key: Option<String>,
+        reason: Option<String>,
+        command: Command,
+    ) -> ApiResult<Appended> {
+        let r = self.ledger.append(AppendRequest {
+            app: app.to_string(),
+            actor,
+            idempotency_key,
+            reason,
+            command,
+        });
+        match &r {
+            Ok(a) if !a.duplicate => {
+                counter!("ledger_appends_total", "app" => app.to_string()).increment(1)
+            }
+            Ok(_) => counter!("ledger_idempotent_replays_total").increment(1),
+            Err(_) => counter!("ledger_append_refusals_total").increment(1),
+        }
+        Ok(r?)
+    }
+
+    /// Allows `op` on `class` for the caller, or records an `access.denied` event and
+    /// refuses with 403 naming the role and who may.
+    pub fn permit(
+        &self,
+        caller: &Caller,
+        op: Op,
+        class: &str,
+        object_id: Option<&str>,
+    ) -> ApiResult<ClassRules> {
+        let r = rules(&caller.app, class);
+        if caller.role.is_some_and(|role| r.roles(op).contains(role)) {
+            return Ok(r);
+        }
+        Err(self.deny(caller, op, class, object_id, &r))
+    }
+
+    /// Records the refusal and builds its error.
+    pub fn deny(
+        &self,
+        caller: &Caller,
+        op: Op,
+        class: &str,
+        object_id: Option<&str>,
+        r: &ClassRules,
+    ) -> ApiError {
+        let allowed = r.roles(op).names();
+        let who = match caller.role {
+            Some(role) => format!("role {role}"),
+            None => format!("user {} (no role granted yet)", caller.username),
+        };
+        let message = if allowed.is_empty() {
+            format!(
+                "{who} may not {} {class}: nobody may ({class} is append-only)",
+                op.name()
+            )
+        } else {
+            format!(
+                "{who} may not {} {class} (allowed: {})",
+                op.name(),
+                allowed.join(", ")
+            )
+        };
+        self.record_denial(caller, op.name(), Some(class), object_id);
+        ApiError::forbidden(message)
+    }
+
+    /// Appends an `access.denied` event (best effort: a failure is logged, the refusal
+    /// stands either way).
+    pub fn record_denial(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        class: Option<&str>,
+        object_id: Option<&str>,
+    ) {
+        counter!("access_denied_total").increment(1);
+        let r = self.append(
+            &caller.app,
+            caller.actor(),
+            None,
+            None,
+            Command::AccessDenied {
+                operation: operation.to_string(),
+                class: class.map(str::to_string),
+                object_id: object_id.map(str::to_string),
+            },
+        );
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "recording an access.denied event failed");
+        }
+    }
+
+    /// One record as it stands now.
+    pub fn record(&self, app: &str, class: &str, object_id: &str) -> ApiResult<Option<Record>> {
+        Ok(self.projections.get(app, class, object_id, At::Now)?.value)
+    }
+}

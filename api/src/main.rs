@@ -139,6 +139,7 @@ fn serve(data_dir: PathBuf, cmd: Cmd) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -84,3 +84,155 @@ fn init_verify_export_keys_and_a_clear_error_for_a_locked_directory() {
     );
     drop(holder);
 }
+
+/// One HTTP/1.1 request over a plain socket; returns (status, body).
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[test]
+fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm_keeping_acknowledged_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf8");
+    // The first admin, as docs/API.md says a deployment creates it.
+    let mut add = bin()
+        .args([
+            "--data-dir",
+            d,
+            "user",
+            "add",
+            "--app",
+            "gxp",
+            "--username",
+            "alice",
+            "--role",
+            "admin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = add.stdin.take().expect("stdin");
+        stdin.write_all(b"a-long-admin-password\n").expect("write");
+    }
+    let out = add.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created alice (admin) in gxp"));
+
+    let port = free_port();
+    let mut server = bin()
+        .args([
+            "--data-dir",
+            d,
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn server");
+    let mut ready = false;
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(ready, "the server did not listen");
+    let (status, body) = http(port, "GET", "/health", &[], "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"status\":\"ok\""), "{body}");
+    let app = [
+        ("X-Parse-Application-Id", "gxp"),
+        ("Content-Type", "application/json"),
+    ];
+    let (status, body) = http(
+        port,
+        "POST",
+        "/parse/login",
+        &app,
+        r#"{"username":"alice","password":"a-long-admin-password"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let token: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let token = token["sessionToken"].as_str().expect("token").to_string();
+    let mut headers = app.to_vec();
+    headers.push(("X-Parse-Session-Token", &token));
+    let (status, body) = http(
+        port,
+        "POST",
+        "/parse/classes/SystemAudit",
+        &headers,
+        r#"{"entityType":"Server","entityId":"s1","action":"start","actor":{"__type":"Pointer","className":"_User","objectId":"missing"},"occurredAt":{"__type":"Date","iso":"2026-11-23T00:00:00.000Z"}}"#,
+    );
+    assert_eq!(status, 400, "a pointer to nobody: {body}");
+    let (status, metrics) = http(port, "GET", "/metrics", &[], "");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("http_requests_total"), "{metrics}");
+    assert!(metrics.contains("ledger_appends_total"), "{metrics}");
+
+    let pid = server.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = server.wait().expect("wait");
+    assert!(status.success(), "exit status {status:?}");
+    // Everything acknowledged is there and verifies.
+    let out = bin()
+        .args(["--data-dir", d, "verify", "gxp"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = bin().args(["--data-dir", d, "apps"]).output().expect("run");
+    // genesis, schema, alice, her login, a refused create writes nothing.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("gxp\t4 events"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

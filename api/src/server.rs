@@ -121,12 +121,7 @@ impl Server {
         let cors = CorsLayer::new()
             .allow_origin(Any)
             .allow_methods(Any)
-            .allow_headers(Any)
-            .expose_headers([
-                HeaderName::from_static(SEQ_HEADER),
-                HeaderName::from_static(REQUEST_ID_HEADER),
-                header::LOCATION,
-            ]);
+            .allow_headers(Any);
         let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
         Router::new()
             .route("/health", get(health))
@@ -146,6 +141,7 @@ impl Server {
             }))
             .layer(PropagateRequestIdLayer::new(request_id.clone()))
             .layer(SetRequestIdLayer::new(request_id, Counter::default()))
+            .layer(middleware::map_response(expose_headers))
             .layer(cors)
     }
 
@@ -258,6 +254,20 @@ async fn metrics_text(Extract(state): Extract<Arc<State>>) -> Response {
             .into_response(),
         None => ApiError::internal("metrics recorder unavailable").into_response(),
     }
+}
+
+/// `Access-Control-Expose-Headers`, listed with ", " between names: the Parse JS SDK
+/// splits the value on ", " and passes each piece to `Headers.has`, which throws on a
+/// name with a comma in it (tower-http's CORS layer joins with a bare ","), failing every
+/// successful request.
+const EXPOSE_HEADERS: &str = "x-ledger-seq, x-request-id, location";
+
+async fn expose_headers(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSE_HEADERS),
+    );
+    resp
 }
 
 /// Counts requests and their latency by route family and status.

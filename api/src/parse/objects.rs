@@ -3,7 +3,7 @@
 //! carries only the changed fields, a delete is a tombstone, and nothing is overwritten.
 
 use axum::http::StatusCode;
-use ledger::{Command, Subject};
+use ledger::{Command, Subject, Timestamp};
 use projections::query::QueryParams;
 use projections::At;
 use serde_json::{json, Map, Value};
@@ -380,9 +380,42 @@ fn str_param(data: &Map<String, Value>, k: &str) -> ApiResult<Option<String>> {
     }
 }
 
+/// The point in time a read asks for: `asOfSeq=N` (exactly repeatable), or `asOf=WHEN`
+/// (RFC 3339, `2026-11-17`, `yesterday`, `last tuesday`, `3 days ago`… in `tz=ZONE`,
+/// default UTC; a day means its end), or now.
+pub fn point_in_time(data: &Map<String, Value>, now: Timestamp) -> ApiResult<At> {
+    let seq = int_param(data, "asOfSeq")?;
+    let when = str_param(data, "asOf")?;
+    match (seq, when) {
+        (Some(_), Some(_)) => Err(ApiError::bad(
+            code::INVALID_QUERY,
+            "asOf and asOfSeq: give one or the other",
+        )),
+        (Some(n), None) if n >= 0 => Ok(At::Seq(n as u64)),
+        (Some(n), None) => Err(ApiError::bad(
+            code::INVALID_QUERY,
+            format!("asOfSeq: must be a sequence number ≥ 0, given {n}"),
+        )),
+        (None, Some(expr)) => {
+            let tz_name = str_param(data, "tz")?.unwrap_or_else(|| "UTC".into());
+            let bad = |e: projections::when::WhenError| {
+                ApiError::bad(code::INVALID_QUERY, format!("asOf: {e}"))
+            };
+            let tz = projections::when::parse_tz(&tz_name).map_err(bad)?;
+            let when = projections::when::parse(&expr, now, tz).map_err(bad)?;
+            Ok(At::Time(when.instant()))
+        }
+        (None, None) => Ok(At::Now),
+    }
+}
+
 /// Reads the query parameters of a find (`where`, `order`, `limit`, `skip`, `keys`,
-/// `include`, `count`) and the point in time (`asOfSeq`).
-pub fn query_params(data: &Map<String, Value>, max_depth: usize) -> ApiResult<(QueryParams, At)> {
+/// `include`, `count`) and the point in time (`asOfSeq`, `asOf`, `tz`), relative to `now`.
+pub fn query_params(
+    data: &Map<String, Value>,
+    max_depth: usize,
+    now: Timestamp,
+) -> ApiResult<(QueryParams, At)> {
     let where_ = match data.get("where") {
         None | Some(Value::Null) => None,
         Some(Value::Object(o)) => Some(Value::Object(o.clone())),
@@ -420,16 +453,7 @@ pub fn query_params(data: &Map<String, Value>, max_depth: usize) -> ApiResult<(Q
             ))
         }
     };
-    let at = match int_param(data, "asOfSeq")? {
-        None => At::Now,
-        Some(n) if n >= 0 => At::Seq(n as u64),
-        Some(n) => {
-            return Err(ApiError::bad(
-                code::INVALID_QUERY,
-                format!("asOfSeq: must be a sequence number ≥ 0, given {n}"),
-            ))
-        }
-    };
+    let at = point_in_time(data, now)?;
     Ok((
         QueryParams {
             where_,
@@ -448,7 +472,7 @@ pub fn query_params(data: &Map<String, Value>, max_depth: usize) -> ApiResult<(Q
 pub fn find(state: &State, caller: &Caller, req: &ParseRequest, class: &str) -> ApiResult<Reply> {
     state.class_def(&caller.app, class)?;
     state.permit(caller, Op::Read, class, None)?;
-    let (params, at) = query_params(&req.data, state.config.max_json_depth)?;
+    let (params, at) = query_params(&req.data, state.config.max_json_depth, state.clock.now())?;
     let answer = state.projections.find(&caller.app, class, &params, at)?;
     let results: Vec<Value> = answer
         .results
@@ -475,7 +499,7 @@ pub fn get(
 ) -> ApiResult<Reply> {
     state.class_def(&caller.app, class)?;
     state.permit(caller, Op::Read, class, Some(object_id))?;
-    let (mut params, at) = query_params(&req.data, state.config.max_json_depth)?;
+    let (mut params, at) = query_params(&req.data, state.config.max_json_depth, state.clock.now())?;
     params.where_ = Some(json!({ "objectId": object_id }));
     params.limit = Some(1);
     params.skip = None;
@@ -560,6 +584,7 @@ mod tests {
         let (p, at) = query_params(
             &obj(json!({"where": {"a": {"$regex": "^\\Qx.\\E"}}, "limit": 0, "count": 1, "keys": "a,b", "asOfSeq": 7})),
             32,
+            Timestamp(0),
         )
         .unwrap();
         assert_eq!(p.where_, Some(json!({"a": {"$regex": "^x\\."}})));
@@ -568,9 +593,27 @@ mod tests {
             (Some(0), true, Some("a,b"))
         );
         assert_eq!(at, At::Seq(7));
-        let e = query_params(&obj(json!({"where": 3})), 32).unwrap_err();
+        let e = query_params(&obj(json!({"where": 3})), 32, Timestamp(0)).unwrap_err();
         assert!(e.message.starts_with("where: must be a JSON object"));
-        let e = query_params(&obj(json!({"limit": "many"})), 32).unwrap_err();
+        let e = query_params(&obj(json!({"limit": "many"})), 32, Timestamp(0)).unwrap_err();
         assert!(e.message.starts_with("limit: must be an integer"));
+        let now = Timestamp::parse_rfc3339("2026-11-23T12:00:00Z").unwrap();
+        let (_, at) = query_params(
+            &obj(json!({"asOf": "2026-11-17", "tz": "Europe/Berlin"})),
+            32,
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            at,
+            At::Time(Timestamp::parse_rfc3339("2026-11-17T22:59:59.999999Z").unwrap())
+        );
+        let e = query_params(&obj(json!({"asOf": "someday"})), 32, now).unwrap_err();
+        assert!(e.message.starts_with("asOf: "), "{}", e.message);
+        let e =
+            query_params(&obj(json!({"asOf": "now", "tz": "Mars/Olympus"})), 32, now).unwrap_err();
+        assert!(e.message.contains("Mars/Olympus"), "{}", e.message);
+        let e = query_params(&obj(json!({"asOf": "now", "asOfSeq": 3})), 32, now).unwrap_err();
+        assert!(e.message.contains("one or the other"));
     }
 }

@@ -391,8 +391,23 @@ pub fn caller(state: &State, app: &str, token: Option<&str>) -> ApiResult<Caller
             policy.idle_timeout_secs / 60
         )));
     }
+    // The account as the projections have it, without waiting for them to catch up (a
+    // write load would make every request wait) unless the account changed since.
+    let applied = state.projections.applied(app)?;
+    let latest = state
+        .ledger
+        .versions(app, USER_CLASS, &s.user_id)
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .last()
+        .map(|(seq, _)| *seq);
+    let at = match latest {
+        Some(seq) if seq <= applied => projections::At::Seq(applied),
+        _ => projections::At::Now,
+    };
     let record = state
-        .record(app, USER_CLASS, &s.user_id)?
+        .projections
+        .get(app, USER_CLASS, &s.user_id, at)?
+        .value
         .ok_or_else(|| ApiError::invalid_session("Invalid session token (the user was deleted)"))?;
     if now.0 - s.last_seen_us >= 60 * MICROS {
         s.last_seen_us = now.0;

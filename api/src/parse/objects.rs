@@ -468,17 +468,53 @@ pub fn query_params(
     ))
 }
 
+/// The `excludeKeys` of a query (the SDK's `query.exclude(…)`): field paths left out of
+/// each result (`notes`, or `owner.email` inside an included object).
+fn exclude_keys(data: &Map<String, Value>) -> ApiResult<Vec<String>> {
+    Ok(str_param(data, "excludeKeys")?
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Removes each excluded path from a result (never its objectId or system dates).
+fn remove_keys(o: &mut Map<String, Value>, paths: &[String]) {
+    for path in paths {
+        let mut obj = &mut *o;
+        let mut parts = path.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                if !matches!(part, "objectId" | "createdAt" | "updatedAt") {
+                    obj.remove(part);
+                }
+            } else {
+                match obj.get_mut(part) {
+                    Some(Value::Object(inner)) => obj = inner,
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
 /// `GET /classes/{class}`: a query.
 pub fn find(state: &State, caller: &Caller, req: &ParseRequest, class: &str) -> ApiResult<Reply> {
     state.class_def(&caller.app, class)?;
     state.permit(caller, Op::Read, class, None)?;
     let (params, at) = query_params(&req.data, state.config.max_json_depth, state.clock.now())?;
+    let excluded = exclude_keys(&req.data)?;
     let answer = state.projections.find(&caller.app, class, &params, at)?;
     let results: Vec<Value> = answer
         .results
         .into_iter()
         .map(|mut o| {
             parse_object(&mut o);
+            remove_keys(&mut o, &excluded);
             Value::Object(o)
         })
         .collect();
@@ -500,6 +536,7 @@ pub fn get(
     state.class_def(&caller.app, class)?;
     state.permit(caller, Op::Read, class, Some(object_id))?;
     let (mut params, at) = query_params(&req.data, state.config.max_json_depth, state.clock.now())?;
+    let excluded = exclude_keys(&req.data)?;
     params.where_ = Some(json!({ "objectId": object_id }));
     params.limit = Some(1);
     params.skip = None;
@@ -508,6 +545,13 @@ pub fn get(
     match answer.results.into_iter().next() {
         Some(mut o) => {
             parse_object(&mut o);
+            remove_keys(&mut o, &excluded);
+            if class == ledger::schema::USER_CLASS && object_id == caller.user_id {
+                // As Parse Server does: the SDK's `user.fetch()` replaces the user's
+                // fields with this answer, so without the token the current user would
+                // lose its session.
+                o.insert("sessionToken".into(), json!(caller.token));
+            }
             Ok(Reply::new(StatusCode::OK, Value::Object(o)).seq(answer.seq))
         }
         None => Err(ApiError::not_found(format!(
@@ -552,6 +596,21 @@ mod tests {
         .unwrap();
         assert_eq!(r.set["tags"], json!(["b"]));
         assert_eq!(r.set["n"], json!(2.5));
+    }
+
+    #[test]
+    fn excluded_keys_leave_results_but_never_their_identity() {
+        let data = obj(json!({"excludeKeys": "notes, owner.email,objectId,nope.x"}));
+        let keys = exclude_keys(&data).unwrap();
+        let mut o = obj(json!({"objectId": "a", "notes": "n", "title": "t",
+            "owner": {"__type": "Object", "objectId": "u", "email": "e", "username": "m"}}));
+        remove_keys(&mut o, &keys);
+        assert_eq!(
+            Value::Object(o),
+            json!({"objectId": "a", "title": "t",
+                "owner": {"__type": "Object", "objectId": "u", "username": "m"}})
+        );
+        assert!(exclude_keys(&obj(json!({}))).unwrap().is_empty());
     }
 
     #[test]

@@ -67,6 +67,12 @@ test('Parse.User.become(token) gives back the same user', async () => {
   assert.equal(Parse.User.current().id, s.manager.id);
   const session = await Parse.Session.current();
   assert.equal(session.getSessionToken(), s.token);
+  // fetch() of the current user (GET classes/_User/id) keeps its session.
+  await Parse.User.current().fetch();
+  assert.equal(Parse.User.current().getSessionToken(), s.token);
+  assert.equal(Parse.User.current().get('role'), 'manager');
+  const me = await Parse.User.me(s.token);
+  assert.equal(me.id, s.manager.id);
 });
 
 test('save one ComplianceLog with a Date and a Pointer to the current user', async () => {
@@ -181,6 +187,13 @@ test('lessThan / lessThanOrEqualTo / greaterThan / greaterThanOrEqualTo on a Dat
     'Charlie check',
     'Delta audit',
   ]);
+  assert.deepEqual(await titles(scoped().equalTo('dueDate', feb)), ['Bravo audit']);
+  assert.deepEqual(await titles(scoped().containedIn('dueDate', [feb, march])), ['Bravo audit', 'Charlie check']);
+  // System dates compare as Dates too ("everything changed since…").
+  const since = new Date(s.alpha.createdAt.getTime() - 1);
+  assert.equal(await scoped().greaterThan('createdAt', since).count(), 5);
+  assert.equal(await scoped().lessThan('createdAt', since).count(), 0);
+  assert.equal(await scoped().greaterThanOrEqualTo('updatedAt', s.bravo.createdAt).count(), 4);
   // Both bounds on one key.
   assert.deepEqual(await titles(scoped().greaterThan('dueDate', feb).lessThan('dueDate', d('2027-04-01'))), [
     'Charlie check',
@@ -322,6 +335,23 @@ test('select (keys) returns only the chosen fields', async () => {
   assert.ok(o.createdAt instanceof Date, 'createdAt is always returned');
   const keys = Object.keys(o.attributes).sort();
   assert.deepEqual(keys, ['createdAt', 'reviewStatus', 'title', 'updatedAt']);
+});
+
+test('exclude (excludeKeys) leaves fields out, also inside an included object', async () => {
+  const o = await scoped().equalTo('objectId', s.alpha.id).exclude('notes', 'dueDate').first();
+  assert.equal(o.id, s.alpha.id);
+  assert.deepEqual(Object.keys(o.attributes).sort(), [
+    'category',
+    'createdAt',
+    'owner',
+    'reviewStatus',
+    'title',
+    'updatedAt',
+  ]);
+  const got = await new Parse.Query('ComplianceLog').include('owner').exclude('owner.email').get(s.alpha.id);
+  assert.equal(got.get('notes'), 'first');
+  assert.equal(got.get('owner').get('username'), 'manager');
+  assert.equal(got.get('owner').has('email'), false);
 });
 
 test('query.get(id) and first()', async () => {

@@ -139,7 +139,6 @@ test('destroyAll removes objects in one batch', async () => {
 
 test('the current user fetches and edits their own profile', async () => {
   const me = Parse.User.current();
-  console.log('DEBUG', me && me.id, me && me.getSessionToken(), me && me.attributes);
   await me.fetch();
   assert.equal(me.get('username'), 'manager');
   assert.equal(me.get('email'), 'manager@iso14001.demo.invalid');

@@ -18,7 +18,7 @@ use crate::state::State;
 
 /// The demo password when `--demo-password` is not given.
 pub const DEFAULT_DEMO_PASSWORD: &str = "audit-ledger-demo";
-/// Events of demo history generated into fresh apps.
+/// Events of demo history generated into fresh apps, by default.
 pub const DEMO_EVENTS: u64 = 20_000;
 /// Days of demo history, ending shortly before now.
 pub const DEMO_DAYS: u32 = 30;
@@ -50,7 +50,11 @@ pub enum DemoError {
 /// Generates demo history into the data directory if every app is fresh. Runs before the
 /// server opens the directory (it uses its own clock, set to past days). Returns what was
 /// generated, or `None` when the apps already hold data.
-pub fn seed_history(data_dir: &Path, now: Timestamp) -> Result<Option<GenStats>, DemoError> {
+pub fn seed_history(
+    data_dir: &Path,
+    now: Timestamp,
+    events: u64,
+) -> Result<Option<GenStats>, DemoError> {
     let start = Timestamp(now.0 - (DEMO_DAYS as i64 + 1) * 86_400 * 1_000_000);
     let clock = Arc::new(ManualClock::new(start));
     let mut config = LedgerConfig::in_dir(data_dir).map_err(OpenError::from)?;
@@ -68,7 +72,7 @@ pub fn seed_history(data_dir: &Path, now: Timestamp) -> Result<Option<GenStats>,
     }
     let cfg = GenConfig {
         seed: 2026,
-        events: DEMO_EVENTS,
+        events,
         days: DEMO_DAYS,
         start,
     };

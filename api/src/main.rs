@@ -49,6 +49,9 @@ enum Cmd {
         /// The demo users' password.
         #[arg(long, default_value = api::demo::DEFAULT_DEMO_PASSWORD)]
         demo_password: String,
+        /// Events of demo history generated into fresh apps.
+        #[arg(long, default_value_t = api::demo::DEMO_EVENTS)]
+        demo_events: u64,
         /// Per-app account policies (JSON; see docs/API.md).
         #[arg(long)]
         config: Option<PathBuf>,
@@ -131,6 +134,7 @@ fn serve(data_dir: PathBuf, cmd: Cmd) -> Result<ExitCode> {
         bind,
         demo,
         demo_password,
+        demo_events,
         config,
         max_body_bytes,
         max_json_depth,
@@ -160,7 +164,7 @@ fn serve(data_dir: PathBuf, cmd: Cmd) -> Result<ExitCode> {
             api::auth::MIN_PASSWORD
         );
         let now = ledger::Clock::now(&ledger::SystemClock);
-        match api::demo::seed_history(&data_dir, now).context("seeding demo data")? {
+        match api::demo::seed_history(&data_dir, now, demo_events).context("seeding demo data")? {
             Some(stats) => tracing::info!("demo data: {stats}"),
             None => tracing::info!("demo data: the apps already hold data; none generated"),
         }

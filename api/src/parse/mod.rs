@@ -133,6 +133,16 @@ fn batch(state: &State, req: &ParseRequest) -> ApiResult<Reply> {
                 "requests: a batch needs a \"requests\" array",
             )
         })?;
+    if req
+        .data
+        .get("transaction")
+        .is_some_and(|t| t.as_bool() != Some(false))
+    {
+        return Err(ApiError::bad(
+            code::INVALID_JSON,
+            "transaction: atomic batches are not supported (each sub-request is its own ledger event); send the batch without `transaction`",
+        ));
+    }
     if requests.len() > state.config.max_batch {
         return Err(ApiError::bad(
             code::INVALID_JSON,

@@ -534,7 +534,10 @@ pub fn get(
     object_id: &str,
 ) -> ApiResult<Reply> {
     state.class_def(&caller.app, class)?;
-    state.permit(caller, Op::Read, class, Some(object_id))?;
+    // Everyone may read their own account, role or not.
+    if !(class == ledger::schema::USER_CLASS && object_id == caller.user_id) {
+        state.permit(caller, Op::Read, class, Some(object_id))?;
+    }
     let (mut params, at) = query_params(&req.data, state.config.max_json_depth, state.clock.now())?;
     let excluded = exclude_keys(&req.data)?;
     params.where_ = Some(json!({ "objectId": object_id }));

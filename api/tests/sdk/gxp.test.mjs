@@ -438,6 +438,22 @@ test('an unknown field is refused with code 105; nothing is created', async () =
   assert.equal(await scoped().count(), 4);
 });
 
+test('a transactional saveAll is refused whole, with a clear error', async () => {
+  // (The SDK sends `transaction: true` only for batches of more than one object.)
+  const a = new Parse.Object('ComplianceLog');
+  a.set({ title: 'Juliet', category: `${RUN}/tx`, owner: Parse.User.current(), reviewStatus: 'open' });
+  const b = new Parse.Object('ComplianceLog');
+  b.set({ title: 'Kilo', category: `${RUN}/tx`, owner: Parse.User.current(), reviewStatus: 'open' });
+  // The SDK turns a refused batch into one error per object.
+  await assert.rejects(Parse.Object.saveAll([a, b], { transaction: true }), (e) => {
+    assert.match(String(e), /atomic batches are not supported/);
+    return true;
+  });
+  assert.equal(a.id, undefined);
+  assert.equal(b.id, undefined);
+  assert.equal(await new Parse.Query('ComplianceLog').equalTo('category', `${RUN}/tx`).count(), 0);
+});
+
 test('a wrong type and a missing required field are refused', async () => {
   const wrongType = new Parse.Object('ComplianceLog');
   wrongType.set({
@@ -514,5 +530,20 @@ test('logOut ends the session: the old token is refused with code 209', async ()
   const again = await Parse.User.logIn('manager', PASSWORD);
   assert.notEqual(again.getSessionToken(), oldToken);
   assert.equal(await scoped().count(), 4);
+  await Parse.User.logOut();
+});
+
+test('signing up while another user is logged in is a sign-up: an account with no role', async () => {
+  await Parse.User.logIn('coordinator', PASSWORD);
+  const u = new Parse.User();
+  u.set({ username: `${RUN}.newcomer`, password: 'long-enough-password', email: `${RUN}@example.org` });
+  await u.signUp();
+  assert.match(u.id, /^[A-Za-z0-9]{10}$/);
+  assert.equal(Parse.User.current().id, u.id);
+  assert.equal(u.get('role'), undefined);
+  // No role yet: nothing but itself to read.
+  await rejectsWithCode(new Parse.Query('ComplianceLog').first(), E.OPERATION_FORBIDDEN, 'read without a role');
+  const me = await Parse.User.current().fetch();
+  assert.equal(me.get('username'), `${RUN}.newcomer`);
   await Parse.User.logOut();
 });

@@ -128,6 +128,7 @@ impl Server {
             .route("/metrics", get(metrics_text))
             .route("/parse", any(parse_route))
             .route("/parse/{*rest}", any(parse_route))
+            .nest("/ledger", crate::native::routes())
             .fallback(not_found)
             .with_state(self.state.clone())
             .layer(middleware::from_fn(observe))
@@ -295,6 +296,7 @@ fn route_family(path: &str) -> &'static str {
         (Some("parse"), Some("batch")) => "parse/batch",
         (Some("parse"), Some("schemas")) => "parse/schemas",
         (Some("parse"), _) => "parse/other",
+        (Some("ledger"), _) => "ledger",
         (Some("health"), _) => "health",
         (Some("metrics"), _) => "metrics",
         _ => "other",

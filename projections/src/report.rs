@@ -35,7 +35,8 @@ pub struct EventEntry {
     pub recorded_at: Timestamp,
     /// Who caused it (name and role at the time).
     pub actor: Actor,
-    /// Its kind (`record.updated`…).
+    /// Its kind, serialised by its name (`record.updated`…).
+    #[serde(serialize_with = "kind_name")]
     pub kind: EventKind,
     /// The reason given, if any.
     pub reason: Option<String>,
@@ -50,6 +51,10 @@ pub struct EventEntry {
     pub detail: Option<Value>,
     /// The event's hash, hex.
     pub hash: String,
+}
+
+fn kind_name<S: serde::Serializer>(kind: &EventKind, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(kind.name())
 }
 
 /// A record's full history.

@@ -1,0 +1,585 @@
+//! The ledger's own API under `/ledger/{app}` (SPEC §5.2): what auditors and QA use that
+//! Parse has no words for — a record's history, a day report, a diff between two points
+//! (JSON, or CSV for spreadsheets), the chain's verification status, the public keys, the
+//! streamed NDJSON export, and events by range.
+//!
+//! Sessions are the Parse ones (`X-Parse-Session-Token`, or `Authorization: Bearer`).
+//! A history needs read access to the record's class; day, diff, verification, export and
+//! events need an audit role (`admin`, `manager`, `qa_reviewer`, `auditor`). Public keys
+//! are public.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State as Extract};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use ledger::{VerifyMode, VerifyPolicy};
+use projections::report::{DayReport, Diff, EventEntry, FieldChange};
+use projections::when::{self, Day};
+use projections::At;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::accounts;
+use crate::auth::permissions::{Op, Role, Roles};
+use crate::auth::Caller;
+use crate::error::{code, ApiError, ApiResult};
+use crate::server::SEQ_HEADER;
+use crate::state::State;
+
+/// Roles that may read audit trails as a whole.
+fn audit_roles() -> Roles {
+    Roles::of(&[Role::Admin, Role::Manager, Role::QaReviewer, Role::Auditor])
+}
+
+/// The native routes, to be nested at `/ledger`.
+pub fn routes() -> Router<Arc<State>> {
+    Router::new()
+        .route("/{app}/keys", get(keys))
+        .route("/{app}/verify", get(verify))
+        .route("/{app}/history/{class}/{id}", get(history))
+        .route("/{app}/day/{when}", get(day))
+        .route("/{app}/diff", get(diff))
+        .route("/{app}/events", get(events))
+        .route("/{app}/export", get(export))
+}
+
+/// Runs blocking work off the runtime.
+async fn blocking<T: Send + 'static>(
+    state: Arc<State>,
+    f: impl FnOnce(&State) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(move || f(&state))
+        .await
+        .map_err(|e| ApiError::internal(format!("request handler failed: {e}")))?
+}
+
+fn token(headers: &HeaderMap) -> Option<String> {
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
+    h("x-parse-session-token")
+        .map(str::to_string)
+        .or_else(|| {
+            h("authorization")
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .map(|t| t.trim().to_string())
+        })
+        .filter(|t| !t.is_empty())
+}
+
+/// The caller, who must hold an audit role.
+fn auditor(state: &State, app: &str, headers: &HeaderMap, what: &str) -> ApiResult<Caller> {
+    state.known_app(Some(app))?;
+    let caller = accounts::caller(state, app, token(headers).as_deref())?;
+    if caller.role.is_some_and(|r| audit_roles().contains(r)) {
+        return Ok(caller);
+    }
+    state.record_denial(&caller, what, None, None);
+    Err(ApiError::forbidden(format!(
+        "{} may not read the {what} (allowed: {})",
+        caller
+            .role
+            .map_or("an account with no role".to_string(), |r| format!(
+                "role {r}"
+            )),
+        audit_roles().names().join(", ")
+    )))
+}
+
+fn with_seq(mut resp: Response, seq: u64) -> Response {
+    resp.headers_mut()
+        .insert(SEQ_HEADER, HeaderValue::from(seq));
+    resp
+}
+
+fn result(r: ApiResult<Response>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /ledger/{app}/keys`: the public keys the chain declared, with their validity.
+async fn keys(Extract(state): Extract<Arc<State>>, Path(app): Path<String>) -> Response {
+    result(
+        blocking(state, move |s| {
+            s.known_app(Some(&app))?;
+            let keys = s
+                .ledger
+                .public_keys(&app)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let keys: Vec<Value> = keys
+                .iter()
+                .map(|k| {
+                    json!({"keyId": k.key_id.to_string(), "algorithm": "ed25519", "publicKey": k.public_key,
+                        "fromSeq": k.from_seq, "toSeq": k.to_seq})
+                })
+                .collect();
+            Ok(Json(json!({"app": app, "keys": keys})).into_response())
+        })
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct VerifyParams {
+    mode: Option<String>,
+}
+
+/// `GET /ledger/{app}/verify?mode=full|links-only`: verifies the chain now.
+async fn verify(
+    Extract(state): Extract<Arc<State>>,
+    Path(app): Path<String>,
+    Query(p): Query<VerifyParams>,
+    headers: HeaderMap,
+) -> Response {
+    result(
+        blocking(state, move |s| {
+            auditor(s, &app, &headers, "chain verification")?;
+            let mode = match p.mode.as_deref() {
+                None | Some("full") => VerifyMode::Full,
+                Some("links-only") => VerifyMode::LinksOnly,
+                Some(other) => {
+                    return Err(ApiError::bad(
+                        code::INVALID_QUERY,
+                        format!("mode: {other:?} is not a mode (full, links-only)"),
+                    ))
+                }
+            };
+            let r = s
+                .ledger
+                .verify(&app, mode, VerifyPolicy::default())
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let body = json!({
+                "app": r.app,
+                "mode": if mode == VerifyMode::Full { "full" } else { "links-only" },
+                "ok": r.failure.is_none(),
+                "verified": r.verified,
+                "lastSeq": r.last_seq,
+                "firstHash": r.first_hash,
+                "lastHash": r.last_hash,
+                "firstTime": r.first_time.map(|t| t.to_rfc3339()),
+                "lastTime": r.last_time.map(|t| t.to_rfc3339()),
+                "keys": r.keys.iter().map(|k| json!({"keyId": k.key_id.to_string(), "fromSeq": k.from_seq, "toSeq": k.to_seq})).collect::<Vec<_>>(),
+                "redacted": r.redacted,
+                "failure": r.failure.as_ref().map(|f| json!({"seq": f.seq, "why": f.kind.to_string()})),
+            });
+            Ok(with_seq(Json(body).into_response(), r.last_seq))
+        })
+        .await,
+    )
+}
+
+/// `GET /ledger/{app}/history/{class}/{id}`: every event of one record with its diffs.
+async fn history(
+    Extract(state): Extract<Arc<State>>,
+    Path((app, class, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    result(
+        blocking(state, move |s| {
+            s.known_app(Some(&app))?;
+            let caller = accounts::caller(s, &app, token(&headers).as_deref())?;
+            s.class_def(&app, &class)?;
+            s.permit(&caller, Op::Read, &class, Some(&id))?;
+            let h = s.projections.history(&app, &class, &id)?;
+            if h.events.is_empty() {
+                return Err(ApiError::not_found(format!("{class} {id}: no such record")));
+            }
+            let seq = h.seq;
+            Ok(with_seq(Json(h).into_response(), seq))
+        })
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct ReportParams {
+    tz: Option<String>,
+    format: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(rename = "fromSeq")]
+    from_seq: Option<u64>,
+    #[serde(rename = "toSeq")]
+    to_seq: Option<u64>,
+    class: Option<String>,
+}
+
+fn zone(p: &ReportParams) -> ApiResult<chrono_tz::Tz> {
+    when::parse_tz(p.tz.as_deref().unwrap_or("UTC"))
+        .map_err(|e| ApiError::bad(code::INVALID_QUERY, format!("tz: {e}")))
+}
+
+enum Format {
+    Json,
+    Csv,
+}
+
+fn format(p: &ReportParams) -> ApiResult<Format> {
+    match p.format.as_deref() {
+        None | Some("json") => Ok(Format::Json),
+        Some("csv") => Ok(Format::Csv),
+        Some(other) => Err(ApiError::bad(
+            code::INVALID_QUERY,
+            format!("format: {other:?} is not a format (json, csv)"),
+        )),
+    }
+}
+
+fn show(v: &Option<Value>) -> String {
+    match v {
+        None => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Object(o)) if o.get("__type").and_then(Value::as_str) == Some("Date") => o
+            .get("iso")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        Some(Value::Object(o)) if o.get("__type").and_then(Value::as_str) == Some("Pointer") => {
+            format!(
+                "{}:{}",
+                o.get("className")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                o.get("objectId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            )
+        }
+        Some(v) => v.to_string(),
+    }
+}
+
+fn csv_response(rows: Vec<Vec<String>>, name: &str) -> ApiResult<Response> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.write_record(&r)
+            .map_err(|e| ApiError::internal(format!("writing CSV: {e}")))?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| ApiError::internal(format!("writing CSV: {e}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.csv\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// One CSV row per changed field of an event (one row for events without field changes).
+fn event_rows(e: &EventEntry, rows: &mut Vec<Vec<String>>) {
+    let base = vec![
+        e.seq.to_string(),
+        e.recorded_at.to_rfc3339(),
+        e.actor.username.clone(),
+        e.actor.role.clone(),
+        e.kind.name().to_string(),
+        e.class.clone().unwrap_or_default(),
+        e.object_id.clone().unwrap_or_default(),
+        e.reason.clone().unwrap_or_default(),
+    ];
+    let none = [FieldChange {
+        field: String::new(),
+        before: None,
+        after: e.detail.clone(),
+    }];
+    let changes: &[FieldChange] = if e.changes.is_empty() {
+        &none
+    } else {
+        &e.changes
+    };
+    for c in changes {
+        let mut r = base.clone();
+        r.extend([c.field.clone(), show(&c.before), show(&c.after)]);
+        rows.push(r);
+    }
+}
+
+const EVENT_COLUMNS: [&str; 11] = [
+    "seq",
+    "recorded_at",
+    "actor",
+    "role",
+    "kind",
+    "class",
+    "object_id",
+    "reason",
+    "field",
+    "before",
+    "after",
+];
+
+fn day_csv(r: &DayReport) -> ApiResult<Response> {
+    let mut rows = vec![EVENT_COLUMNS.iter().map(|s| s.to_string()).collect()];
+    for group in &r.records {
+        for e in &group.events {
+            event_rows(e, &mut rows);
+        }
+    }
+    csv_response(rows, &format!("{}-{}", r.app, r.date))
+}
+
+fn diff_csv(app: &str, d: &Diff) -> ApiResult<Response> {
+    let mut rows = vec![[
+        "class",
+        "object_id",
+        "change",
+        "field",
+        "before",
+        "after",
+        "seqs",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect::<Vec<_>>()];
+    for r in &d.records {
+        let kind = serde_json::to_value(r.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let seqs = r
+            .seqs
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let none = [FieldChange {
+            field: String::new(),
+            before: None,
+            after: None,
+        }];
+        let changes: &[FieldChange] = if r.changes.is_empty() {
+            &none
+        } else {
+            &r.changes
+        };
+        for c in changes {
+            rows.push(vec![
+                r.class.clone(),
+                r.object_id.clone(),
+                kind.clone(),
+                c.field.clone(),
+                show(&c.before),
+                show(&c.after),
+                seqs.clone(),
+            ]);
+        }
+    }
+    csv_response(rows, &format!("{app}-diff-{}-{}", d.from_seq, d.to_seq))
+}
+
+/// `GET /ledger/{app}/day/{when}?tz=ZONE&format=json|csv`: everything recorded that
+/// calendar day, grouped by record, with a summary first.
+async fn day(
+    Extract(state): Extract<Arc<State>>,
+    Path((app, when_expr)): Path<(String, String)>,
+    Query(p): Query<ReportParams>,
+    headers: HeaderMap,
+) -> Response {
+    result(
+        blocking(state, move |s| {
+            auditor(s, &app, &headers, "day report")?;
+            let tz = zone(&p)?;
+            let fmt = format(&p)?;
+            let day: Day = when::parse(&when_expr, s.clock.now(), tz)
+                .and_then(|w| w.day(tz))
+                .map_err(|e| ApiError::bad(code::INVALID_QUERY, format!("day: {e}")))?;
+            let r = s.projections.day(&app, &day)?;
+            let seq = r.seq_range.map_or(0, |(_, last)| last);
+            let resp = match fmt {
+                Format::Json => Json(&r).into_response(),
+                Format::Csv => day_csv(&r)?,
+            };
+            Ok(with_seq(resp, seq))
+        })
+        .await,
+    )
+}
+
+fn point(
+    s: &State,
+    name: &str,
+    expr: Option<&str>,
+    seq: Option<u64>,
+    tz: chrono_tz::Tz,
+) -> ApiResult<At> {
+    match (expr, seq) {
+        (Some(_), Some(_)) => Err(ApiError::bad(
+            code::INVALID_QUERY,
+            format!("{name} and {name}Seq: give one or the other"),
+        )),
+        (None, Some(n)) => Ok(At::Seq(n)),
+        (Some(e), None) => when::parse(e, s.clock.now(), tz)
+            .map(|w| At::Time(w.instant()))
+            .map_err(|err| ApiError::bad(code::INVALID_QUERY, format!("{name}: {err}"))),
+        (None, None) if name == "to" => Ok(At::Now),
+        (None, None) => Err(ApiError::bad(
+            code::INVALID_QUERY,
+            "from: a diff needs a starting point (from=WHEN or fromSeq=N)",
+        )),
+    }
+}
+
+/// `GET /ledger/{app}/diff?from=WHEN|fromSeq=N&to=WHEN|toSeq=N&class=C&tz=ZONE&format=`:
+/// what changed between two points (created, updated with field diffs, deleted).
+async fn diff(
+    Extract(state): Extract<Arc<State>>,
+    Path(app): Path<String>,
+    Query(p): Query<ReportParams>,
+    headers: HeaderMap,
+) -> Response {
+    result(
+        blocking(state, move |s| {
+            auditor(s, &app, &headers, "diff")?;
+            let tz = zone(&p)?;
+            let fmt = format(&p)?;
+            let from = point(s, "from", p.from.as_deref(), p.from_seq, tz)?;
+            let to = point(s, "to", p.to.as_deref(), p.to_seq, tz)?;
+            if let Some(c) = &p.class {
+                s.class_def(&app, c)?;
+            }
+            let d = s.projections.diff(&app, p.class.as_deref(), from, to)?;
+            let seq = d.to_seq;
+            let resp = match fmt {
+                Format::Json => Json(&d).into_response(),
+                Format::Csv => diff_csv(&app, &d)?,
+            };
+            Ok(with_seq(resp, seq))
+        })
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct RangeParams {
+    from: Option<u64>,
+    limit: Option<u64>,
+}
+
+/// Most events one `/events` answer carries.
+const MAX_EVENTS: u64 = 1000;
+
+/// `GET /ledger/{app}/events?from=N&limit=M`: events as exported (docs/FORMAT.md §4.3).
+async fn events(
+    Extract(state): Extract<Arc<State>>,
+    Path(app): Path<String>,
+    Query(p): Query<RangeParams>,
+    headers: HeaderMap,
+) -> Response {
+    result(
+        blocking(state, move |s| {
+            auditor(s, &app, &headers, "events")?;
+            let head = s.ledger.head(&app).map_or(0, |h| h.seq);
+            let from = p.from.unwrap_or(1).max(1);
+            let limit = p.limit.unwrap_or(100);
+            if limit == 0 || limit > MAX_EVENTS {
+                return Err(ApiError::bad(
+                    code::INVALID_QUERY,
+                    format!("limit: must be 1 to {MAX_EVENTS}, given {limit}"),
+                ));
+            }
+            let to = head.min(from.saturating_add(limit - 1));
+            let mut out = Vec::new();
+            if from <= to {
+                for e in s
+                    .ledger
+                    .events(&app, from, to)
+                    .map_err(|e| ApiError::internal(e.to_string()))?
+                {
+                    let e = e.map_err(|e| ApiError::internal(e.to_string()))?;
+                    out.push(
+                        serde_json::from_str::<Value>(&ledger::export::event_line(&e))
+                            .unwrap_or(Value::Null),
+                    );
+                }
+            }
+            let next = (to < head).then_some(to + 1);
+            Ok(with_seq(
+                Json(json!({"app": app, "head": head, "events": out, "next": next}))
+                    .into_response(),
+                head,
+            ))
+        })
+        .await,
+    )
+}
+
+/// A `Write` that hands 64 KiB chunks to a response body.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.buf);
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 * 1024 {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// `GET /ledger/{app}/export`: the app's chain as the NDJSON export of docs/FORMAT.md,
+/// streamed as it is read; the offline verification accepts it as is.
+async fn export(
+    Extract(state): Extract<Arc<State>>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let s = state.clone();
+    let (a, h) = (app.clone(), headers.clone());
+    if let Err(e) = blocking(s, move |s| auditor(s, &a, &h, "export").map(|_| ())).await {
+        return e.into_response();
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let name = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::new(),
+        };
+        let r = state.ledger.export(std::slice::from_ref(&app), &mut w);
+        let r = r
+            .map_err(|e| e.to_string())
+            .and_then(|_| std::io::Write::flush(&mut w).map_err(|e| e.to_string()));
+        if let Err(e) = r {
+            tracing::warn!(app, error = %e, "export stream ended early");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e)));
+        }
+    });
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.ndjson\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 pub mod canonical;
+pub mod checkpoint;
 mod codec;
 mod command;
 mod commit;
@@ -38,12 +39,15 @@ mod event;
 pub mod export;
 mod keys;
 mod ledger;
+pub mod merkle;
 pub mod schema;
 pub mod store;
 mod time;
+mod transparency;
 pub mod verify;
 mod verify_store;
 
+pub use checkpoint::{Checkpoint, CheckpointConfig, CheckpointError};
 pub use command::{
     AppendError, AppendRequest, Appended, Command, SignatureMeaning, MAX_ACTOR_FIELD,
     MAX_IDEMPOTENCY_KEY, MAX_PAYLOAD, MAX_REASON,
@@ -51,6 +55,7 @@ pub use command::{
 pub use event::{Actor, Event, EventKind, Hash32, KeyId, Subject};
 pub use keys::{AppKey, FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore, PublicKey};
 pub use ledger::{Head, Ledger, LedgerConfig, OpenError, Pending, ReadError};
+pub use merkle::{ConsistencyProof, InclusionProof, ProofFailure, TreeError};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use verify::{Failure, FailureKind, VerifyMode, VerifyPolicy, VerifyReport};
 pub use verify_store::{verify_raw, verify_store};

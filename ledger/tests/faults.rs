@@ -9,8 +9,7 @@ use std::sync::Mutex;
 
 use common::*;
 use ledger::store::{
-    AppBatch, Mark, MemoryStore, RawEvents, RecordState, Store, StoreError, StoreResult,
-    TreeNodes,
+    AppBatch, Mark, MemoryStore, RawEvents, RecordState, Store, StoreError, StoreResult, TreeNodes,
 };
 use ledger::{
     AppendError, Ledger, LedgerConfig, ManualClock, MemoryKeyStore, Timestamp, VerifyMode,

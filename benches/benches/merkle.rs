@@ -6,6 +6,14 @@
 //!   tree nodes of every batch before sled sees them. Both variants go through the same
 //!   wrapper (one batch copy each), so the difference is the cost of writing the nodes.
 //!   The builder's frontier hashing runs in both: `merkle_frontier/push` measures it.
+//! - `merkle_batch_write/*`: the writer's part alone: one app batch of 64 realistic events
+//!   (as a 64-client group commit writes them: event, version index, record state, head)
+//!   applied to sled, with and without their tree nodes; `*_synced` adds the flush and
+//!   fsync each group pays. Timed by the writing thread's CPU time.
+//! - with `MERKLE_INTERLEAVED=1`, also 12 rounds alternating between the two ledgers
+//!   (printed medians): the fairest comparison on a machine whose load drifts.
+//! - `*_cpu_time`: the same work timed by the process's CPU time (all threads), which
+//!   other processes on a shared machine disturb far less than the wall clock.
 //! - `merkle_proof_1m/*`: proofs from a 1,000,000-leaf tree built directly in a sled store
 //!   configured as the ledger's (`StoredTree::extend`), random leaves and sizes.
 
@@ -16,13 +24,39 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use ledger::merkle::{Blake3, Frontier, StoredTree};
 use ledger::store::{
-    AppBatch, Mark, RawEvents, RecordState, SledStore, Store, StoreResult, TreeNodes,
+    AppBatch, EventWrite, Mark, RawEvents, RecordState, SledStore, Store, StoreResult, TreeNodes,
 };
 use ledger::{FileKeyStore, Ledger, LedgerConfig, SystemClock};
 use serde_json::json;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// CPU time of the whole process (all threads), from `/proc/self/stat` (utime + stime,
+/// in clock ticks of 1/100 s): less disturbed than wall time by other processes on a
+/// shared machine. Long runs only (10 ms resolution).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The command name (field 2) may hold spaces; fields after the closing parenthesis.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // rest starts at field 3 (state): utime is field 14, stime field 15.
+    Duration::from_millis((f[11] + f[12]) * 10)
+}
+
+/// CPU time of the calling thread, in nanoseconds, from `/proc/thread-self/schedstat`.
+fn thread_cpu() -> Duration {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
+    Duration::from_nanos(
+        s.split_whitespace()
+            .next()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0),
+    )
+}
 
 /// The sled store, with tree-node writes switchable: for measuring their cost only.
 struct Switch {
@@ -143,8 +177,22 @@ fn append_cost(c: &mut Criterion) {
                 start.elapsed()
             })
         });
+        // The same work, timed by the process's CPU time instead of the wall clock.
+        g.bench_function(format!("{name}_64_clients_cpu_time"), |b| {
+            b.iter_custom(|iters| {
+                let start = process_cpu();
+                for _ in 0..iters {
+                    benches::append_concurrently(&l, &approver, 64, batch);
+                }
+                process_cpu().saturating_sub(start)
+            })
+        });
     }
     g.finish();
+
+    if std::env::var_os("MERKLE_INTERLEAVED").is_some() {
+        interleaved();
+    }
 
     let mut g = c.benchmark_group("merkle_frontier");
     g.throughput(Throughput::Elements(1));
@@ -158,6 +206,126 @@ fn append_cost(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// One group's batch: `n` events from `first`, shaped like the `append` bench's.
+fn group_batch(first: u64, n: u64, frontier: &mut Frontier, with_tree: bool) -> AppBatch {
+    let mut events = Vec::with_capacity(n as usize);
+    let mut head = (0, [0u8; 32]);
+    for seq in first..first + n {
+        let hash = *blake3::hash(&seq.to_be_bytes()).as_bytes();
+        let nodes = frontier.push::<Blake3>(&hash);
+        let object_id = format!("{:010x}", blake3::hash(&hash).as_bytes()[0] as u64 * seq);
+        events.push(EventWrite {
+            seq,
+            bytes: vec![0x5a; 700],
+            version: Some(("ValidationLog".into(), object_id.clone(), 3)),
+            sets_state: Some(RecordState {
+                deleted: false,
+                since: seq,
+            }),
+            idempotency_key: None,
+            mark: None,
+            tree_nodes: if with_tree { nodes } else { Vec::new() },
+        });
+        head = (seq, hash);
+    }
+    AppBatch {
+        app: "gxp".into(),
+        events,
+        head,
+    }
+}
+
+fn batch_writes(c: &mut Criterion) {
+    const GROUP: u64 = 64;
+    let mut g = c.benchmark_group("merkle_batch_write");
+    g.throughput(Throughput::Elements(GROUP));
+    g.sample_size(30);
+    for synced in [false, true] {
+        for with_tree in [false, true] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = SledStore::open(dir.path()).expect("store");
+            let mut frontier = Frontier::new();
+            let mut next = 1u64;
+            let name = format!(
+                "{}{}",
+                if with_tree {
+                    "events_and_tree"
+                } else {
+                    "events_only"
+                },
+                if synced { "_synced" } else { "" }
+            );
+            // Timed by the writing thread's CPU time (the fsync's wait is not CPU).
+            g.bench_function(name, |b| {
+                b.iter_custom(|iters| {
+                    let batches: Vec<AppBatch> = (0..iters)
+                        .map(|_| {
+                            let batch = group_batch(next, GROUP, &mut frontier, with_tree);
+                            next += GROUP;
+                            batch
+                        })
+                        .collect();
+                    let start = thread_cpu();
+                    for batch in &batches {
+                        store.write(std::slice::from_ref(batch)).expect("write");
+                        if synced {
+                            store.sync().expect("sync");
+                        }
+                    }
+                    thread_cpu().saturating_sub(start)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+/// With `MERKLE_INTERLEAVED=1`: rounds of 20,000 appends by 64 clients alternating between
+/// the two ledgers, so that the machine's load drifts over both alike; prints the median
+/// wall-clock rate and CPU time per event of each.
+fn interleaved() {
+    const ROUNDS: usize = 12;
+    const BATCH: u64 = 20_000;
+    let ledgers = [switch_ledger(false), switch_ledger(true)];
+    let mut wall = [Vec::new(), Vec::new()];
+    let mut cpu = [Vec::new(), Vec::new()];
+    for round in 0..=ROUNDS {
+        for (i, (l, _dir, approver)) in ledgers.iter().enumerate() {
+            let (t0, c0) = (Instant::now(), process_cpu());
+            benches::append_concurrently(l, approver, 64, BATCH);
+            let (t, c) = (t0.elapsed(), process_cpu().saturating_sub(c0));
+            if round > 0 {
+                // Round 0 warms both up.
+                wall[i].push(BATCH as f64 / t.as_secs_f64());
+                cpu[i].push(c.as_secs_f64() * 1e6 / BATCH as f64);
+            }
+        }
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    // Each round's two runs saw about the same load: their ratio is the fairest figure.
+    let ratios: Vec<f64> = wall[1].iter().zip(&wall[0]).map(|(w, wo)| w / wo).collect();
+    eprintln!(
+        "interleaved: median rate ratio with/without tree {:.3} (per round: {:?})",
+        median(&ratios),
+        ratios
+            .iter()
+            .map(|r| (r * 1000.0).round() / 1000.0)
+            .collect::<Vec<_>>()
+    );
+    for (i, name) in ["without_tree", "with_tree"].iter().enumerate() {
+        eprintln!(
+            "interleaved {name}: median {:.0} events/s wall, {:.1} µs CPU per event (rounds: {:?})",
+            median(&wall[i]),
+            median(&cpu[i]),
+            wall[i].iter().map(|x| x.round()).collect::<Vec<_>>()
+        );
+    }
 }
 
 const LEAVES: u64 = 1_000_000;
@@ -220,5 +388,5 @@ fn proofs(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, proofs, append_cost);
+criterion_group!(benches, proofs, batch_writes, append_cost);
 criterion_main!(benches);

@@ -2,7 +2,10 @@
 //!
 //! The hash-chained, signed, durable event log of audit-ledger: one chain per app, every
 //! event hashed with blake3 over a canonical encoding that includes the previous hash,
-//! signed with the app's ed25519 key, and acknowledged only once fsynced.
+//! signed with the app's ed25519 key, and acknowledged only once fsynced. A Merkle tree
+//! over each app's event hashes ([`merkle`]) backs signed checkpoints ([`checkpoint`]) and
+//! inclusion and consistency proofs ([`Ledger::checkpoint`], [`Ledger::inclusion_proof`],
+//! [`Ledger::consistency_proof`]) that auditors verify offline.
 //!
 //! ```
 //! use std::sync::Arc;

@@ -781,6 +781,8 @@ impl Builder {
             signature: [0; 64],
         };
         event.hash = event_hash(&event);
+        // The event's leaf and the subtrees it completes: written in the same batch.
+        let tree_nodes = state.tree.push::<crate::merkle::Blake3>(&event.hash);
         state.head = Head {
             seq,
             hash: event.hash,
@@ -839,6 +841,7 @@ impl Builder {
                 sets_state,
                 idempotency_key: event.idempotency_key.clone(),
                 mark: draft.mark,
+                tree_nodes,
             },
             event,
             key,
@@ -898,6 +901,7 @@ impl Builder {
             head: placeholder,
             schema: Arc::new(AppSchema::default()),
             key,
+            tree: crate::merkle::Frontier::new(),
         };
         self.chain(g, app, Actor::system(), None, None, genesis, Some(state))?;
         let i = self.chain(g, app, Actor::system(), None, None, define, None)?;
@@ -994,6 +998,7 @@ pub(crate) fn run_writer(
             let head = (b.event.seq, b.event.hash);
             let write = EventWrite {
                 bytes: std::mem::take(&mut b.write.bytes),
+                tree_nodes: std::mem::take(&mut b.write.tree_nodes),
                 ..b.write.clone()
             };
             match batches.iter_mut().find(|x| x.app == b.event.app) {

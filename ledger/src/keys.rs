@@ -83,6 +83,13 @@ impl AppKey {
         self.signing.sign(&signature_message(hash)).to_bytes()
     }
 
+    /// An Ed25519 signature over a signed-note body (a checkpoint, docs/FORMAT.md §8.3).
+    /// Note bodies are text without NUL bytes, so they can never equal an event signature's
+    /// message, whose domain prefix ends in a zero byte.
+    pub(crate) fn sign_note(&self, body: &[u8]) -> [u8; 64] {
+        self.signing.sign(body).to_bytes()
+    }
+
     fn seed(&self) -> [u8; 32] {
         self.signing.to_bytes()
     }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use rand::{RngCore, SeedableRng};
@@ -18,11 +18,13 @@ use rand_chacha::ChaCha20Rng;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::checkpoint::CheckpointConfig;
 use crate::codec;
 use crate::command::*;
 use crate::commit::{run_syncer, run_writer, Builder, Job, Pipeline};
 use crate::event::{Actor, Event, EventKind, Hash32, KeyId};
 use crate::keys::{AppKey, FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore};
+use crate::merkle::Frontier;
 use crate::schema::{AppSchema, ClassDef, SchemaChange};
 use crate::store::{Mark, MemoryStore, SledStore, Store, StoreError};
 use crate::time::{Clock, SystemClock, Timestamp};
@@ -40,6 +42,8 @@ pub struct LedgerConfig {
     pub seed: Option<[u8; 32]>,
     /// Most requests in one group commit.
     pub max_group: usize,
+    /// Signed checkpoints: the origin of each app's log and the server's schedule.
+    pub checkpoints: CheckpointConfig,
 }
 
 impl LedgerConfig {
@@ -51,6 +55,7 @@ impl LedgerConfig {
             clock: Arc::new(SystemClock),
             seed: None,
             max_group: 4096,
+            checkpoints: CheckpointConfig::default(),
         })
     }
 
@@ -62,6 +67,7 @@ impl LedgerConfig {
             clock,
             seed: Some(seed),
             max_group: 4096,
+            checkpoints: CheckpointConfig::default(),
         }
     }
 }
@@ -95,6 +101,9 @@ pub enum OpenError {
         /// The key the chain says is active.
         key_id: KeyId,
     },
+    /// The configuration cannot be used.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// A stored event the ledger needs at start-up cannot be read.
     #[error("app {app}: event {seq} is corrupt: {detail}")]
     Corrupt {
@@ -114,6 +123,8 @@ pub(crate) struct AppState {
     pub(crate) head: Head,
     pub(crate) schema: Arc<AppSchema>,
     pub(crate) key: Arc<AppKey>,
+    /// The right edge of the app's Merkle tree, including events in flight.
+    pub(crate) tree: Frontier,
 }
 
 /// What readers see of an app: its durable head and the schema there.
@@ -129,6 +140,10 @@ pub(crate) struct Shared {
     pub(crate) keys: Arc<dyn KeyStore>,
     pub(crate) durable: RwLock<HashMap<String, AppView>>,
     pub(crate) poisoned: AtomicBool,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) checkpoints: CheckpointConfig,
+    /// Held while a checkpoint is cut, so that two are never cut from one previous one.
+    pub(crate) checkpoint_lock: Mutex<()>,
 }
 
 /// A pending append: await it, or block on it with [`Pending::wait`].
@@ -155,7 +170,7 @@ impl std::future::Future for Pending {
 
 /// An open ledger. Cheap to share behind an `Arc`; dropping it finishes in-flight appends.
 pub struct Ledger {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     tx: Option<mpsc::Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -168,8 +183,12 @@ impl Ledger {
 
     /// Opens a ledger: reads each app's head, schema and active key.
     pub fn open(config: LedgerConfig) -> Result<Self, OpenError> {
+        crate::checkpoint::origin(&config.checkpoints.origin_prefix, "app")
+            .map_err(|e| OpenError::Config(e.to_string()))?;
         let mut apps = HashMap::new();
         for app in config.store.apps()? {
+            // Stores written before trees existed (or a tree left behind) catch up first.
+            crate::transparency::backfill_tree(&*config.store, &app)?;
             let state = load_app(&*config.store, &*config.keys, &app)?;
             apps.insert(app, state);
         }
@@ -190,6 +209,9 @@ impl Ledger {
             keys: config.keys,
             durable: RwLock::new(durable),
             poisoned: AtomicBool::new(false),
+            clock: config.clock.clone(),
+            checkpoints: config.checkpoints,
+            checkpoint_lock: Mutex::new(()),
         });
         let seed = config.seed.unwrap_or_else(|| {
             let mut s = [0u8; 32];
@@ -631,6 +653,7 @@ pub(crate) fn load_app(
         ReadError::Store(s) => OpenError::Store(s),
         other => corrupt(0, other.to_string()),
     })?;
+    let tree = crate::transparency::load_frontier(store, app, &head)?;
     let ranges = key_ranges(store, app, head.seq).map_err(|e| corrupt(0, e.to_string()))?;
     let active = ranges
         .last()
@@ -645,5 +668,6 @@ pub(crate) fn load_app(
         head,
         schema: Arc::new(schema),
         key: Arc::new(key),
+        tree,
     })
 }

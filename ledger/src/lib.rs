@@ -2,7 +2,10 @@
 //!
 //! The hash-chained, signed, durable event log of audit-ledger: one chain per app, every
 //! event hashed with blake3 over a canonical encoding that includes the previous hash,
-//! signed with the app's ed25519 key, and acknowledged only once fsynced.
+//! signed with the app's ed25519 key, and acknowledged only once fsynced. A Merkle tree
+//! over each app's event hashes ([`merkle`]) backs signed checkpoints ([`checkpoint`]) and
+//! inclusion and consistency proofs ([`Ledger::checkpoint`], [`Ledger::inclusion_proof`],
+//! [`Ledger::consistency_proof`]) that auditors verify offline.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -31,6 +34,7 @@
 #![deny(missing_docs)]
 
 pub mod canonical;
+pub mod checkpoint;
 mod codec;
 mod command;
 mod commit;
@@ -38,12 +42,15 @@ mod event;
 pub mod export;
 mod keys;
 mod ledger;
+pub mod merkle;
 pub mod schema;
 pub mod store;
 mod time;
+mod transparency;
 pub mod verify;
 mod verify_store;
 
+pub use checkpoint::{Checkpoint, CheckpointConfig, CheckpointError};
 pub use command::{
     AppendError, AppendRequest, Appended, Command, SignatureMeaning, MAX_ACTOR_FIELD,
     MAX_IDEMPOTENCY_KEY, MAX_PAYLOAD, MAX_REASON,
@@ -51,6 +58,7 @@ pub use command::{
 pub use event::{Actor, Event, EventKind, Hash32, KeyId, Subject};
 pub use keys::{AppKey, FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore, PublicKey};
 pub use ledger::{Head, Ledger, LedgerConfig, OpenError, Pending, ReadError};
+pub use merkle::{ConsistencyProof, InclusionProof, ProofFailure, TreeError};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use verify::{Failure, FailureKind, VerifyMode, VerifyPolicy, VerifyReport};
 pub use verify_store::{verify_raw, verify_store};

@@ -149,6 +149,9 @@ fn acknowledged_appends_survive_sigkill() {
                     .ok(),
                 "{app}"
             );
+            // The Merkle tree moved with the events: it is exactly the chain's.
+            l.verify_tree(&app)
+                .unwrap_or_else(|e| panic!("round {round} (seed {seed}): {app}: {e}"));
         }
     }
     println!("{total_acked} acknowledged appends checked over 4 kills");

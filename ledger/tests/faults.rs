@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use common::*;
 use ledger::store::{
-    AppBatch, Mark, MemoryStore, RawEvents, RecordState, Store, StoreError, StoreResult,
+    AppBatch, Mark, MemoryStore, RawEvents, RecordState, Store, StoreError, StoreResult, TreeNodes,
 };
 use ledger::{
     AppendError, Ledger, LedgerConfig, ManualClock, MemoryKeyStore, Timestamp, VerifyMode,
@@ -99,6 +99,24 @@ impl Store for FaultyStore {
         }
         self.inner.sync()
     }
+    fn tree_size(&self, app: &str) -> StoreResult<Option<u64>> {
+        self.inner.tree_size(app)
+    }
+    fn tree_nodes(&self, app: &str, seq: u64) -> StoreResult<Option<Vec<[u8; 32]>>> {
+        self.inner.tree_nodes(app, seq)
+    }
+    fn write_tree(&self, app: &str, nodes: &[TreeNodes], size: u64) -> StoreResult<()> {
+        self.inner.write_tree(app, nodes, size)
+    }
+    fn put_checkpoint(&self, app: &str, size: u64, note: &[u8]) -> StoreResult<()> {
+        self.inner.put_checkpoint(app, size, note)
+    }
+    fn checkpoints(&self, app: &str, from_size: u64) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        self.inner.checkpoints(app, from_size)
+    }
+    fn last_checkpoint(&self, app: &str) -> StoreResult<Option<(u64, Vec<u8>)>> {
+        self.inner.last_checkpoint(app)
+    }
 }
 
 fn faulty_ledger() -> (Ledger, Arc<FaultyStore>) {
@@ -109,6 +127,7 @@ fn faulty_ledger() -> (Ledger, Arc<FaultyStore>) {
         clock: Arc::new(ManualClock::new(Timestamp(T0))),
         seed: Some([5; 32]),
         max_group: 4096,
+        checkpoints: Default::default(),
     };
     let l = Ledger::open(config).expect("open");
     l.ensure_builtin_apps().expect("apps");

@@ -10,6 +10,9 @@
 //! | `S` seq(8) | empty: a schema event |
 //! | `K` seq(8) | empty: an event declaring a key |
 //! | `H` | the head: seq(8) ‖ hash(32), rewritten with every batch |
+//! | `N` seq(8) | the Merkle tree nodes event seq completes: `trailing_zeros(seq) + 1` hashes of 32 bytes, level 0 (the leaf hash) first; node (level l, index i) is at offset 32·l of `N` ((i+1)·2^l) |
+//! | `T` | the tree size: seq(8), the events the stored nodes cover; rewritten with every batch, = the head's seq |
+//! | `C` size(8) | a signed checkpoint of that tree size: its note text (UTF-8) |
 //!
 //! Class names and objectIds never contain 0x00 (their character sets exclude it), so the
 //! version-index prefix of one record is never a prefix of another's.
@@ -25,6 +28,53 @@ pub const IDEMPOTENCY: u8 = b'I';
 
 /// The key of the head record.
 pub const HEAD: &[u8] = b"H";
+/// Tag of Merkle tree node keys.
+pub const TREE_NODES: u8 = b'N';
+/// The key of the tree size record.
+pub const TREE_SIZE: &[u8] = b"T";
+/// Tag of checkpoint keys.
+pub const CHECKPOINT: u8 = b'C';
+
+/// `N` seq: the tree nodes event seq completes.
+pub fn tree_nodes_key(seq: u64) -> [u8; 9] {
+    let mut k = [TREE_NODES; 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The value of an `N` key: the hashes, concatenated.
+pub fn tree_nodes_value(nodes: &[[u8; 32]]) -> Vec<u8> {
+    nodes.concat()
+}
+
+/// Reads an `N` value; a length other than `trailing_zeros(seq) + 1` hashes is corruption.
+pub fn decode_tree_nodes(app: &str, seq: u64, v: &[u8]) -> super::StoreResult<Vec<[u8; 32]>> {
+    let want = seq.trailing_zeros() as usize + 1;
+    if v.len() != want * 32 {
+        return Err(super::StoreError::Corrupt(format!(
+            "app {app}: the tree nodes of event {seq} are {} bytes, not {}",
+            v.len(),
+            want * 32
+        )));
+    }
+    Ok(v.chunks_exact(32)
+        .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+        .collect())
+}
+
+/// Reads the tree size record.
+pub fn decode_tree_size(app: &str, v: &[u8]) -> super::StoreResult<u64> {
+    seq_of(v)
+        .filter(|_| v.len() == 8)
+        .ok_or_else(|| super::StoreError::Corrupt(format!("app {app}: malformed tree size record")))
+}
+
+/// `C` size: a checkpoint.
+pub fn checkpoint_key(size: u64) -> [u8; 9] {
+    let mut k = [CHECKPOINT; 9];
+    k[1..].copy_from_slice(&size.to_be_bytes());
+    k
+}
 
 /// The head record's value.
 pub fn head_value(seq: u64, hash: &[u8; 32]) -> Vec<u8> {
@@ -161,6 +211,12 @@ pub fn entries(w: &super::EventWrite) -> Vec<(Vec<u8>, Vec<u8>)> {
     }
     if let Some(m) = w.mark {
         out.push((mark_key(m, w.seq).to_vec(), Vec::new()));
+    }
+    if !w.tree_nodes.is_empty() {
+        out.push((
+            tree_nodes_key(w.seq).to_vec(),
+            tree_nodes_value(&w.tree_nodes),
+        ));
     }
     out
 }

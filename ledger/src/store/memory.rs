@@ -5,7 +5,7 @@ use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use super::layout::{self, entries, event_key, version_prefix, EVENT};
-use super::{AppBatch, Mark, RawEvents, RecordState, Store, StoreResult};
+use super::{AppBatch, Mark, RawEvents, RecordState, Store, StoreResult, TreeNodes};
 
 type Tree = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -39,10 +39,19 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn apps(&self) -> StoreResult<Vec<String>> {
+        // As in sled: a keyspace without events (a failed first write) is not an app.
         Ok(self
             .lock()
-            .keys()
-            .filter_map(|n| n.strip_prefix("app:").map(str::to_string))
+            .iter()
+            .filter(|(_, t)| {
+                t.range::<[u8], _>((
+                    Bound::Included(&[EVENT][..]),
+                    Bound::Excluded(&[EVENT + 1][..]),
+                ))
+                .next()
+                .is_some()
+            })
+            .filter_map(|(n, _)| n.strip_prefix("app:").map(str::to_string))
             .collect())
     }
 
@@ -146,11 +155,77 @@ impl Store for MemoryStore {
                 layout::HEAD.to_vec(),
                 layout::head_value(b.head.0, &b.head.1),
             );
+            t.insert(layout::TREE_SIZE.to_vec(), b.head.0.to_be_bytes().to_vec());
         }
         Ok(())
     }
 
     fn sync(&self) -> StoreResult<()> {
         Ok(())
+    }
+
+    fn tree_size(&self, app: &str) -> StoreResult<Option<u64>> {
+        let trees = self.lock();
+        trees
+            .get(&layout::tree_name(app))
+            .and_then(|t| t.get(layout::TREE_SIZE))
+            .map(|v| layout::decode_tree_size(app, v))
+            .transpose()
+    }
+
+    fn tree_nodes(&self, app: &str, seq: u64) -> StoreResult<Option<Vec<[u8; 32]>>> {
+        let trees = self.lock();
+        trees
+            .get(&layout::tree_name(app))
+            .and_then(|t| t.get(&layout::tree_nodes_key(seq)[..]))
+            .map(|v| layout::decode_tree_nodes(app, seq, v))
+            .transpose()
+    }
+
+    fn write_tree(&self, app: &str, nodes: &[TreeNodes], size: u64) -> StoreResult<()> {
+        let mut trees = self.lock();
+        let t = trees.entry(layout::tree_name(app)).or_default();
+        for (seq, hashes) in nodes {
+            t.insert(
+                layout::tree_nodes_key(*seq).to_vec(),
+                layout::tree_nodes_value(hashes),
+            );
+        }
+        t.insert(layout::TREE_SIZE.to_vec(), size.to_be_bytes().to_vec());
+        Ok(())
+    }
+
+    fn put_checkpoint(&self, app: &str, size: u64, note: &[u8]) -> StoreResult<()> {
+        self.lock()
+            .entry(layout::tree_name(app))
+            .or_default()
+            .insert(layout::checkpoint_key(size).to_vec(), note.to_vec());
+        Ok(())
+    }
+
+    fn checkpoints(&self, app: &str, from_size: u64) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        let trees = self.lock();
+        let Some(t) = trees.get(&layout::tree_name(app)) else {
+            return Ok(Vec::new());
+        };
+        Ok(t.range::<[u8], _>((
+            Bound::Included(&layout::checkpoint_key(from_size)[..]),
+            Bound::Excluded(&[layout::CHECKPOINT + 1][..]),
+        ))
+        .filter_map(|(k, v)| Some((layout::seq_of(k)?, v.clone())))
+        .collect())
+    }
+
+    fn last_checkpoint(&self, app: &str) -> StoreResult<Option<(u64, Vec<u8>)>> {
+        let trees = self.lock();
+        let Some(t) = trees.get(&layout::tree_name(app)) else {
+            return Ok(None);
+        };
+        Ok(t.range::<[u8], _>((
+            Bound::Included(&[layout::CHECKPOINT][..]),
+            Bound::Excluded(&[layout::CHECKPOINT + 1][..]),
+        ))
+        .next_back()
+        .and_then(|(k, v)| Some((layout::seq_of(k)?, v.clone()))))
     }
 }

@@ -1,5 +1,6 @@
 //! Storage behind a narrow trait: events by sequence number, the per-record version index,
-//! the idempotency index, and marks for schema and key events. Backends: [`SledStore`]
+//! the idempotency index, marks for schema and key events, each app's Merkle tree nodes
+//! (written with the events) and its signed checkpoints. Backends: [`SledStore`]
 //! (the embedded default) and [`MemoryStore`] (tests). Both lay keys out as [`layout`]
 //! says, so what one stores the other would read the same way.
 //!
@@ -29,6 +30,9 @@ pub struct EventWrite {
     pub idempotency_key: Option<String>,
     /// Which mark list the event joins, if any.
     pub mark: Option<Mark>,
+    /// The Merkle tree nodes this event completes, level 0 (its leaf hash) first:
+    /// `trailing_zeros(seq) + 1` hashes ([`crate::merkle::StoredTree`]).
+    pub tree_nodes: Vec<[u8; 32]>,
 }
 
 /// Whether a record is live or deleted, and since which event.
@@ -56,9 +60,13 @@ pub struct AppBatch {
     pub app: String,
     /// Its new events, in order.
     pub events: Vec<EventWrite>,
-    /// The new head (seq, hash), written in the same atomic batch.
+    /// The new head (seq, hash), written in the same atomic batch. The tree size record
+    /// moves with it: the events carry their tree nodes.
     pub head: (u64, [u8; 32]),
 }
+
+/// The tree nodes of one event: (seq, the nodes it completes, level 0 first).
+pub type TreeNodes = (u64, Vec<[u8; 32]>);
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -118,4 +126,17 @@ pub trait Store: Send + Sync + 'static {
     fn write(&self, batches: &[AppBatch]) -> StoreResult<()>;
     /// Makes every completed `write` durable.
     fn sync(&self) -> StoreResult<()>;
+    /// How many events the app's Merkle tree covers; `None` if the store predates trees.
+    fn tree_size(&self, app: &str) -> StoreResult<Option<u64>>;
+    /// The Merkle tree nodes event `seq` completed, level 0 first.
+    fn tree_nodes(&self, app: &str, seq: u64) -> StoreResult<Option<Vec<[u8; 32]>>>;
+    /// Writes tree nodes of events already stored, and the new tree size, atomically:
+    /// for building the tree of a store written before trees.
+    fn write_tree(&self, app: &str, nodes: &[TreeNodes], size: u64) -> StoreResult<()>;
+    /// Keeps a signed checkpoint of tree size `size` (its note text).
+    fn put_checkpoint(&self, app: &str, size: u64, note: &[u8]) -> StoreResult<()>;
+    /// The checkpoints of tree size `from_size` or more, in size order: (size, note).
+    fn checkpoints(&self, app: &str, from_size: u64) -> StoreResult<Vec<(u64, Vec<u8>)>>;
+    /// The checkpoint of the largest tree size.
+    fn last_checkpoint(&self, app: &str) -> StoreResult<Option<(u64, Vec<u8>)>>;
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 use super::layout::{self, entries, event_key, version_prefix, EVENT};
-use super::{AppBatch, Mark, RawEvents, RecordState, Store, StoreError, StoreResult};
+use super::{AppBatch, Mark, RawEvents, RecordState, Store, StoreError, StoreResult, TreeNodes};
 
 /// Cache sled may use, in bytes: bounds the server's memory (SPEC §8, ≤ 300 MB RSS).
 const CACHE_BYTES: u64 = 128 * 1024 * 1024;
@@ -284,6 +284,7 @@ impl Store for SledStore {
                 }
             }
             batch.insert(layout::HEAD, layout::head_value(b.head.0, &b.head.1));
+            batch.insert(layout::TREE_SIZE, &b.head.0.to_be_bytes());
             t.apply_batch(batch).map_err(backend)?;
         }
         Ok(())
@@ -296,5 +297,83 @@ impl Store for SledStore {
         let f = self.data_file.lock().unwrap_or_else(|p| p.into_inner());
         f.sync_all()?;
         Ok(())
+    }
+
+    fn tree_size(&self, app: &str) -> StoreResult<Option<u64>> {
+        let Some(t) = self.tree(app)? else {
+            return Ok(None);
+        };
+        t.get(layout::TREE_SIZE)
+            .map_err(backend)?
+            .map(|v| layout::decode_tree_size(app, &v))
+            .transpose()
+    }
+
+    fn tree_nodes(&self, app: &str, seq: u64) -> StoreResult<Option<Vec<[u8; 32]>>> {
+        let Some(t) = self.tree(app)? else {
+            return Ok(None);
+        };
+        t.get(layout::tree_nodes_key(seq))
+            .map_err(backend)?
+            .map(|v| layout::decode_tree_nodes(app, seq, &v))
+            .transpose()
+    }
+
+    fn write_tree(&self, app: &str, nodes: &[TreeNodes], size: u64) -> StoreResult<()> {
+        let t = match self.tree(app)? {
+            Some(t) => t,
+            None => self.open_tree(app)?,
+        };
+        let mut batch = sled::Batch::default();
+        for (seq, hashes) in nodes {
+            batch.insert(
+                &layout::tree_nodes_key(*seq),
+                layout::tree_nodes_value(hashes),
+            );
+        }
+        batch.insert(layout::TREE_SIZE, &size.to_be_bytes());
+        t.apply_batch(batch).map_err(backend)
+    }
+
+    fn put_checkpoint(&self, app: &str, size: u64, note: &[u8]) -> StoreResult<()> {
+        let t = match self.tree(app)? {
+            Some(t) => t,
+            None => self.open_tree(app)?,
+        };
+        t.insert(layout::checkpoint_key(size), note)
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn checkpoints(&self, app: &str, from_size: u64) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        let Some(t) = self.tree(app)? else {
+            return Ok(Vec::new());
+        };
+        t.range(layout::checkpoint_key(from_size).to_vec()..vec![layout::CHECKPOINT + 1])
+            .map(|r| {
+                let (k, v) = r.map_err(backend)?;
+                let size = layout::seq_of(&k)
+                    .ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
+                Ok((size, v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn last_checkpoint(&self, app: &str) -> StoreResult<Option<(u64, Vec<u8>)>> {
+        let Some(t) = self.tree(app)? else {
+            return Ok(None);
+        };
+        match t
+            .range(&[layout::CHECKPOINT][..]..&[layout::CHECKPOINT + 1][..])
+            .next_back()
+        {
+            None => Ok(None),
+            Some(r) => {
+                let (k, v) = r.map_err(backend)?;
+                let size = layout::seq_of(&k)
+                    .ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
+                Ok(Some((size, v.to_vec())))
+            }
+        }
     }
 }

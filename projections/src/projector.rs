@@ -14,6 +14,7 @@ use ledger::{Event, Ledger, ReadError};
 
 use crate::apply::{apply, changed_class, ApplyError, Effect};
 use crate::layout;
+use crate::query::{IndexField, OrderIndex};
 use crate::record::Record;
 
 /// Events folded per atomic step of [`Projections::sync`].
@@ -96,7 +97,14 @@ pub(crate) struct AppState {
     /// Every tree reflects every event up to here.
     pub(crate) applied: u64,
     pub(crate) classes: HashMap<String, ClassTree>,
+    /// In-memory ordered indexes of the live records, per class and field, built on a
+    /// query's first use (under the state's read lock, from trees no one can change then)
+    /// and kept in step by every applied chunk (under the write lock).
+    pub(crate) indexes: RwLock<ClassIndexes>,
 }
+
+/// Per class, its indexes by field.
+pub(crate) type ClassIndexes = HashMap<String, HashMap<IndexField, OrderIndex>>;
 
 pub(crate) struct AppProjection {
     /// Serialises sync and the swap of a rebuild.
@@ -271,6 +279,19 @@ impl Projections {
         }
         let mut batches = fold.batches;
         let mut state = ap.state.write().unwrap_or_else(|p| p.into_inner());
+        let indexes = state.indexes.get_mut().unwrap_or_else(|p| p.into_inner());
+        for ((class, id), before) in &fold.before {
+            let Some(by_field) = indexes.get_mut(class) else {
+                continue;
+            };
+            let after = fold
+                .overlay
+                .get(&(class.clone(), id.clone()))
+                .and_then(Option::as_ref);
+            for index in by_field.values_mut() {
+                index.update(before.as_ref(), after);
+            }
+        }
         for (class, ct) in trees.iter_mut() {
             let touched = batches.remove(class);
             if touched.is_none() && ct.applied + MAX_LAG >= to {
@@ -451,6 +472,16 @@ impl Projections {
         let mut retired = Vec::new();
         {
             let mut state = ap.state.write().unwrap_or_else(|p| p.into_inner());
+            // The new trees' records are rebuilt from the log: indexes of the old ones go
+            // (and are built again on next use).
+            let indexes = state.indexes.get_mut().unwrap_or_else(|p| p.into_inner());
+            if all {
+                indexes.clear();
+            } else {
+                for class in fresh.keys() {
+                    indexes.remove(class);
+                }
+            }
             let mut meta = sled::Batch::default();
             for (class, t) in &fresh {
                 meta.insert(
@@ -509,11 +540,13 @@ impl Projections {
 }
 
 /// Events folded into per-tree batches, with the latest state of each record they touched
-/// (so that several events on one record within a batch build on each other).
+/// (so that several events on one record within a batch build on each other) and the
+/// state each had before the first of them (for the indexes).
 #[derive(Default)]
 struct Fold {
     batches: BTreeMap<String, sled::Batch>,
     overlay: HashMap<(String, String), Option<Record>>,
+    before: HashMap<(String, String), Option<Record>>,
 }
 
 impl Fold {
@@ -530,7 +563,11 @@ impl Fold {
         let key = (class.to_string(), id.to_string());
         let prev = match self.overlay.get(&key) {
             Some(r) => r.clone(),
-            None => load_live(app, class, &t.tree, id)?,
+            None => {
+                let r = load_live(app, class, &t.tree, id)?;
+                self.before.insert(key.clone(), r.clone());
+                r
+            }
         };
         let effect = apply(prev.as_ref(), e).map_err(|source| ProjectionError::Apply {
             app: app.to_string(),

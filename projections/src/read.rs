@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::layout;
 use crate::projector::{load_live, AppState, ClassTree, ProjectionError, Projections, Result};
-use crate::query::{Query, QueryParams};
+use crate::query::{OrderIndex, Query, QueryOutput, QueryParams};
 use crate::record::Record;
 
 /// Which state of the records a read sees.
@@ -46,6 +46,12 @@ pub struct Answer {
 
 /// Deepest include path followed (`a.b.c`).
 const MAX_INCLUDE_DEPTH: usize = 3;
+/// Records an index walk may fetch before the query scans the class instead (plus
+/// [`INDEX_BUDGET_PER_RESULT`] per result asked for): a walk that finds few matches costs
+/// a point read per record, a scan a sequential read.
+const INDEX_BUDGET: usize = 2048;
+/// See [`INDEX_BUDGET`].
+const INDEX_BUDGET_PER_RESULT: usize = 8;
 
 impl Projections {
     /// Resolves `at` to a sequence number of `app` (0 = before the first event).
@@ -139,9 +145,10 @@ impl Projections {
             let mut failure = None;
             let out = match (st.classes.get(class), at) {
                 (None, _) => query.run(std::iter::empty()),
-                (Some(t), At::Now) => {
-                    query.run(Failing::new(live_records(app, class, t), &mut failure))
-                }
+                (Some(t), At::Now) => match indexed(app, class, st, t, &query)? {
+                    Some(out) => out,
+                    None => query.run(Failing::new(live_records(app, class, t), &mut failure)),
+                },
                 (Some(t), _) => {
                     query.run(Failing::new(records_at(app, class, t, seq), &mut failure))
                 }
@@ -237,6 +244,43 @@ impl Projections {
         self.include(app, st, &mut inner, rest, at, seq)?;
         *v = Value::Object(inner);
         Ok(())
+    }
+}
+
+/// Answers a query on the current view from the index of its first order field (built
+/// on first use), or `None` when it has none or the walk gave up: the caller scans.
+fn indexed(
+    app: &str,
+    class: &str,
+    st: &AppState,
+    t: &ClassTree,
+    query: &Query,
+) -> Result<Option<QueryOutput>> {
+    let Some(field) = query.index_field() else {
+        return Ok(None);
+    };
+    let budget = INDEX_BUDGET.saturating_add(
+        INDEX_BUDGET_PER_RESULT.saturating_mul(query.skip().saturating_add(query.limit())),
+    );
+    let run = |index: &OrderIndex| {
+        query.run_indexed(index, budget, |id| load_live(app, class, &t.tree, id))
+    };
+    {
+        let indexes = st.indexes.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(index) = indexes.get(class).and_then(|m| m.get(&field)) {
+            return run(index);
+        }
+    }
+    let mut indexes = st.indexes.write().unwrap_or_else(|p| p.into_inner());
+    let by_field = indexes.entry(class.to_string()).or_default();
+    if !by_field.contains_key(&field) {
+        // The state's read lock is held: no chunk is applied while the index is built.
+        let index = OrderIndex::build(&field, live_records(app, class, t))?;
+        by_field.insert(field.clone(), index);
+    }
+    match by_field.get(&field) {
+        Some(index) => run(index),
+        None => Ok(None),
     }
 }
 

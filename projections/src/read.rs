@@ -7,8 +7,13 @@ use ledger::schema::ClassDef;
 use ledger::Timestamp;
 use serde_json::{Map, Value};
 
+use rayon::prelude::*;
+
 use crate::layout;
-use crate::projector::{load_live, AppState, ClassTree, ProjectionError, Projections, Result};
+use crate::page::{self, Rec};
+use crate::projector::{
+    load_live, with_record, AppState, ClassTree, ProjectionError, Projections, Result,
+};
 use crate::query::{OrderIndex, Query, QueryOutput, QueryParams};
 use crate::record::Record;
 
@@ -185,9 +190,9 @@ impl Projections {
                 });
             };
             let value = if at == At::Now {
-                live_records(app, class, t).collect::<Result<Vec<_>>>()?
+                collect_records(app, class, t, |r| r.live(class))?
             } else {
-                records_at(app, class, t, seq).collect::<Result<Vec<_>>>()?
+                collect_records(app, class, t, |r| r.state_as_of(class, seq))?
             };
             let seq = if at == At::Now { st.applied } else { seq };
             Ok(Versioned { value, seq })
@@ -298,10 +303,71 @@ fn live_records<'a>(
     class: &'a str,
     t: &'a ClassTree,
 ) -> impl Iterator<Item = Result<Record>> + 'a {
-    t.tree.scan_prefix(layout::LIVE_PREFIX).map(move |kv| {
-        let (_, v) = kv?;
-        Record::decode(&v).map_err(|d| corrupt(app, class, d))
-    })
+    page_records(app, class, t, move |r| r.live(class))
+}
+
+/// Every record of a class as it stood after event `seq`, in objectId order.
+pub(crate) fn records_at<'a>(
+    app: &'a str,
+    class: &'a str,
+    t: &'a ClassTree,
+    seq: u64,
+) -> impl Iterator<Item = Result<Record>> + 'a {
+    page_records(app, class, t, move |r| r.state_as_of(class, seq))
+}
+
+/// `state` of every record of a class tree that has one, page by page, in objectId order.
+fn page_records<'a>(
+    app: &'a str,
+    class: &'a str,
+    t: &'a ClassTree,
+    state: impl Fn(&Rec<'_>) -> std::result::Result<Option<Record>, String> + 'a,
+) -> impl Iterator<Item = Result<Record>> + 'a {
+    t.tree
+        .scan_prefix(layout::PAGE_PREFIX)
+        .flat_map(move |kv| match kv {
+            Ok((k, v)) => page_states(app, class, &k, &v, &state),
+            Err(e) => vec![Err(e.into())],
+        })
+}
+
+/// `state` of every record of one stored page that has one.
+fn page_states(
+    app: &str,
+    class: &str,
+    key: &[u8],
+    page: &[u8],
+    state: impl Fn(&Rec<'_>) -> std::result::Result<Option<Record>, String>,
+) -> Vec<Result<Record>> {
+    let recs = match page::decode(page) {
+        Ok(recs) => recs,
+        Err(d) => return vec![Err(corrupt(app, class, format!("page {key:?}: {d}")))],
+    };
+    recs.iter()
+        .filter_map(|r| {
+            state(r)
+                .map_err(|d| corrupt(app, class, format!("record {}: {d}", r.id)))
+                .transpose()
+        })
+        .collect()
+}
+
+/// [`page_records`] collected, the pages decoded in parallel.
+fn collect_records(
+    app: &str,
+    class: &str,
+    t: &ClassTree,
+    state: impl Fn(&Rec<'_>) -> std::result::Result<Option<Record>, String> + Sync,
+) -> Result<Vec<Record>> {
+    let pages: Vec<(sled::IVec, sled::IVec)> = t
+        .tree
+        .scan_prefix(layout::PAGE_PREFIX)
+        .collect::<std::result::Result<_, _>>()?;
+    let per_page: Vec<Vec<Result<Record>>> = pages
+        .par_iter()
+        .map(|(k, v)| page_states(app, class, k, v, &state))
+        .collect();
+    per_page.into_iter().flatten().collect()
 }
 
 /// One record as it stood after event `seq`: its last version at or before `seq`.
@@ -312,82 +378,28 @@ pub(crate) fn record_at(
     object_id: &str,
     seq: u64,
 ) -> Result<Option<Record>> {
-    let lo = layout::version_prefix(object_id);
-    let hi = layout::version_key(object_id, seq);
-    let Some(kv) = t.tree.range(lo..=hi).next_back() else {
-        return Ok(None);
-    };
-    let (_, v) = kv?;
-    let (kind, record) = layout::parse_version_value(&v).map_err(|d| corrupt(app, class, d))?;
-    Ok((!kind.deletes_subject()).then_some(record))
+    Ok(with_record(app, class, &t.tree, object_id, |r| {
+        r.state_as_of(class, seq)
+    })?
+    .flatten())
 }
 
-/// Every record of a class as it stood after event `seq`, in objectId order: one pass over
-/// the version index, decoding only the version that counts for each record.
-pub(crate) fn records_at<'a>(
-    app: &'a str,
-    class: &'a str,
-    t: &'a ClassTree,
+/// The state record `object_id` had right after its version made by event `seq`
+/// (`None` if that event made no version of it, or deleted it).
+pub(crate) fn version_state(
+    app: &str,
+    class: &str,
+    t: &ClassTree,
+    object_id: &str,
     seq: u64,
-) -> impl Iterator<Item = Result<Record>> + 'a {
-    let mut scan = t.tree.scan_prefix(layout::VERSION_PREFIX);
-    // The current record's id and its latest version at or before seq.
-    let mut pending: Option<(Vec<u8>, Option<sled::IVec>)> = None;
-    let mut done = false;
-    std::iter::from_fn(move || loop {
-        if done {
-            return None;
+) -> Result<Option<Record>> {
+    Ok(with_record(app, class, &t.tree, object_id, |r| {
+        match r.versions.binary_search_by(|v| v.seq.cmp(&seq)) {
+            Ok(k) => r.state_at(class, k),
+            Err(_) => Ok(None),
         }
-        let next = match scan.next() {
-            Some(Ok(kv)) => Some(kv),
-            Some(Err(e)) => {
-                done = true;
-                return Some(Err(e.into()));
-            }
-            None => {
-                done = true;
-                None
-            }
-        };
-        let emit = |p: Option<(Vec<u8>, Option<sled::IVec>)>| -> Option<Result<Record>> {
-            let (_, v) = p?;
-            let v = v?;
-            match layout::version_kind(&v) {
-                Some(k) if k.deletes_subject() => None,
-                _ => Some(
-                    layout::parse_version_value(&v)
-                        .map(|(_, r)| r)
-                        .map_err(|d| corrupt(app, class, d)),
-                ),
-            }
-        };
-        let Some((k, v)) = next else {
-            if let Some(r) = emit(pending.take()) {
-                return Some(r);
-            }
-            continue;
-        };
-        let Some((id, s)) = layout::parse_version_key(&k) else {
-            done = true;
-            return Some(Err(corrupt(app, class, format!("version key {k:?}"))));
-        };
-        let same = pending.as_ref().is_some_and(|(p, _)| p == id.as_bytes());
-        let out = if same {
-            None
-        } else {
-            let out = emit(pending.take());
-            pending = Some((id.as_bytes().to_vec(), None));
-            out
-        };
-        if s <= seq {
-            if let Some((_, best)) = pending.as_mut() {
-                *best = Some(v);
-            }
-        }
-        if let Some(r) = out {
-            return Some(r);
-        }
-    })
+    })?
+    .flatten())
 }
 
 /// Adapts a fallible iterator to an infallible one: stops at the first error and keeps it.

@@ -29,10 +29,27 @@ fn main() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../target/bench-data")
         .join(format!("log-{events}-seed1"));
+    if op == "pages" {
+        // The store's entries and bytes per tree (the store must not be open elsewhere).
+        let db = sled::open(dir.join("projections")).expect("store");
+        for name in db.tree_names() {
+            let t = db.open_tree(&name).expect("tree");
+            let (mut n, mut bytes) = (0u64, 0u64);
+            for kv in t.iter() {
+                let (k, v) = kv.expect("entry");
+                n += 1;
+                bytes += (k.len() + v.len()) as u64;
+            }
+            eprintln!(
+                "{}: {n} entries, {bytes} bytes",
+                String::from_utf8_lossy(&name)
+            );
+        }
+        return;
+    }
     let ledger = Arc::new(Ledger::open_dir(&dir.join("ledger")).expect("open"));
-    let tmp;
+    let tmp = tempfile::tempdir_in(dir.parent().expect("parent")).expect("tmp");
     let p = if op == "sync" {
-        tmp = tempfile::tempdir_in(dir.parent().expect("parent")).expect("tmp");
         Projections::open_dir(ledger.clone(), tmp.path()).expect("projections")
     } else {
         Projections::open_dir(ledger.clone(), &dir.join("projections")).expect("projections")
@@ -74,17 +91,24 @@ fn main() {
                     limit: Some(10),
                     ..QueryParams::default()
                 };
+                let rss0 = rss_kb();
                 let a = p
                     .find("gxp", "ValidationLog", &params, At::Now)
                     .expect("find");
-                format!("{} results", a.results.len())
+                format!(
+                    "{} results; RSS {} kB → {} kB",
+                    a.results.len(),
+                    rss0,
+                    rss_kb()
+                )
             }
             "sync" => {
                 let mut n = 0;
                 for app in ledger.apps() {
                     n += p.sync(&app).expect("sync");
                 }
-                format!("{n} events")
+                p.flush().expect("flush");
+                format!("{n} events; store {} bytes on disk", disk(tmp.path()))
             }
             "scan" | "scanjson" | "scanraw" => {
                 let mut n = 0u64;
@@ -142,4 +166,29 @@ fn cpu_seconds() -> f64 {
     let f: Vec<&str> = after.split_whitespace().collect();
     let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (tick(11) + tick(12)) / 100.0
+}
+
+/// Bytes of the files under `p`.
+fn disk(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|d| {
+            d.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => disk(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Resident set size of this process, kB.
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }

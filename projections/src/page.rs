@@ -328,7 +328,8 @@ pub(crate) fn encode(records: &[Rec<'_>]) -> Vec<u8> {
     out
 }
 
-/// Decodes a page in place; any malformed or trailing byte is an error.
+/// Decodes a page in place; any malformed or trailing byte, and records or versions out of
+/// order, are errors.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<Rec<'_>>, String> {
     let mut r = Reader { b: bytes, at: 0 };
     let version = r.byte()?;
@@ -360,6 +361,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<Rec<'_>>, String> {
             } else {
                 None
             };
+            if versions.last().is_some_and(|l: &Version<'_>| l.seq >= seq) {
+                return Err(format!("record {id}: versions out of order at event {seq}"));
+            }
             versions.push(Version {
                 seq,
                 at,
@@ -367,6 +371,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<Rec<'_>>, String> {
                 payload,
                 state,
             });
+        }
+        if records.last().is_some_and(|l: &Rec<'_>| *l.id >= *id) {
+            return Err(format!("records out of order at {id}"));
         }
         records.push(Rec {
             id: Cow::Borrowed(id),
@@ -523,6 +530,12 @@ mod tests {
             Some((1, 39))
         );
         assert!(decode(&bytes[..bytes.len() - 1]).is_err());
+        // Records and versions out of order are refused (reads binary-search them).
+        let mut twice = r.clone();
+        twice.versions.truncate(2);
+        assert!(decode(&encode(&[twice.clone(), twice.clone()])).is_err());
+        twice.versions.swap(0, 1);
+        assert!(decode(&encode(&[twice])).is_err());
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(decode(&longer).is_err());

@@ -7,24 +7,29 @@
 //! | key | value |
 //! |---|---|
 //! | `A` | applied: seq(8); every event up to it that concerns the class is folded in |
-//! | `O` objectId | the live record ([`Record`](crate::Record) encoding) |
-//! | `V` objectId 0x00 seq(8) | a version: kind code(1) ‖ the record after the event (for a deletion: its last state) |
+//! | `P` bound | a page ([`crate::page`]): the records whose objectId is at most `bound` and above the previous page's bound, each with all its versions |
 //!
-//! The meta tree holds `G` app 0x00 class → generation(8). objectIds never contain 0x00,
-//! so one record's version prefix is never a prefix of another's.
-
-use ledger::EventKind;
-
-use crate::record::Record;
+//! The last page's bound is 0xFF, above every objectId, so the page that holds (or would
+//! hold) a record is the first at or after `P` objectId. Deleted records stay in their
+//! page: their history is still read.
+//!
+//! The meta tree holds `L` → the layout version ([`LAYOUT`]) and `G` app 0x00 class →
+//! generation(8). A store of another layout is cleared when opened and caught up again.
 
 /// Key of the applied sequence number.
 pub(crate) const APPLIED: &[u8] = b"A";
-const LIVE: u8 = b'O';
-const VERSION: u8 = b'V';
+/// The prefix of every page key.
+pub(crate) const PAGE_PREFIX: &[u8] = b"P";
+/// The key of the last page of a tree (bound 0xFF).
+pub(crate) const LAST_PAGE: &[u8] = b"P\xff";
+/// Meta key of the layout version.
+pub(crate) const LAYOUT_KEY: &[u8] = b"L";
+/// This layout's version (1 was a tree entry per live record and per version).
+pub(crate) const LAYOUT: u64 = 2;
 
 /// Name of the tree holding `gen` of `app`'s `class`.
 pub(crate) fn tree_name(app: &str, class: &str, gen: u64) -> String {
-    format!("proj/v1/{app}/{class}/{gen}")
+    format!("proj/v{LAYOUT}/{app}/{class}/{gen}")
 }
 
 /// Meta key of a class's current generation.
@@ -46,65 +51,13 @@ pub(crate) fn parse_generation_key(k: &[u8]) -> Option<(String, String)> {
     Some((app.to_string(), class.to_string()))
 }
 
-/// `O` objectId.
-pub(crate) fn live_key(object_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + object_id.len());
-    k.push(LIVE);
-    k.extend_from_slice(object_id.as_bytes());
+/// `P` bound: the key of the page whose records' objectIds are at most `bound`; also the
+/// key to look a record up from (the first page at or after it holds it).
+pub(crate) fn page_key(bound: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + bound.len());
+    k.extend_from_slice(PAGE_PREFIX);
+    k.extend_from_slice(bound.as_bytes());
     k
-}
-
-/// The prefix of every live-record key.
-pub(crate) const LIVE_PREFIX: &[u8] = b"O";
-/// The prefix of every version key.
-pub(crate) const VERSION_PREFIX: &[u8] = b"V";
-
-/// `V` objectId 0x00: the prefix of one record's versions.
-pub(crate) fn version_prefix(object_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(10 + object_id.len());
-    k.push(VERSION);
-    k.extend_from_slice(object_id.as_bytes());
-    k.push(0);
-    k
-}
-
-/// `V` objectId 0x00 seq.
-pub(crate) fn version_key(object_id: &str, seq: u64) -> Vec<u8> {
-    let mut k = version_prefix(object_id);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-/// Splits a version key into (objectId, seq).
-pub(crate) fn parse_version_key(k: &[u8]) -> Option<(&str, u64)> {
-    let rest = k.strip_prefix(&[VERSION])?;
-    if rest.len() < 9 || rest[rest.len() - 9] != 0 {
-        return None;
-    }
-    let (id, seq) = rest.split_at(rest.len() - 9);
-    let seq = u64::from_be_bytes(seq[1..].try_into().ok()?);
-    Some((std::str::from_utf8(id).ok()?, seq))
-}
-
-/// A version's value.
-pub(crate) fn version_value(kind: EventKind, record: &Record) -> Vec<u8> {
-    let body = record.encode();
-    let mut v = Vec::with_capacity(1 + body.len());
-    v.push(kind.code());
-    v.extend_from_slice(&body);
-    v
-}
-
-/// Reads a version's value: (kind, record).
-pub(crate) fn parse_version_value(v: &[u8]) -> Result<(EventKind, Record), String> {
-    let (&code, body) = v.split_first().ok_or("empty version")?;
-    let kind = EventKind::from_code(code).ok_or_else(|| format!("unknown kind code {code}"))?;
-    Ok((kind, Record::decode(body)?))
-}
-
-/// The kind code alone, without decoding the record.
-pub(crate) fn version_kind(v: &[u8]) -> Option<EventKind> {
-    v.first().and_then(|c| EventKind::from_code(*c))
 }
 
 /// An applied value.
@@ -122,16 +75,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_parse_back() {
-        let k = version_key("abc", 258);
-        assert_eq!(parse_version_key(&k), Some(("abc", 258)));
-        assert!(k.starts_with(&version_prefix("abc")));
-        assert!(!k.starts_with(&version_prefix("ab")));
+    fn keys_parse_back_and_pages_bound_ids() {
         let g = generation_key("gxp", "ValidationLog");
         assert_eq!(
             parse_generation_key(&g),
             Some(("gxp".into(), "ValidationLog".into()))
         );
         assert_eq!(parse_seq(&seq_value(7)), Some(7));
+        // A record belongs to the first page whose bound is at or above its objectId.
+        assert!(page_key("abc") <= page_key("abc"));
+        assert!(page_key("ab") < page_key("abc"));
+        assert!(page_key("zzzz_-") < LAST_PAGE.to_vec());
+        assert!(APPLIED < PAGE_PREFIX);
     }
 }

@@ -6,6 +6,7 @@
 //!
 //! - [`apply`]: how one event changes one record (the one fold everything shares);
 //! - `layout`: the sled trees and keys of the projection store;
+//! - `page`: a page of records with their versions, as stored;
 //! - [`projector`]: [`Projections`]: incremental catch-up and rebuilds;
 //! - [`read`]: current and past reads, Parse queries ([`query`]);
 //! - [`report`]: a record's history, a day's events, a diff between two points;
@@ -15,6 +16,7 @@
 
 pub mod apply;
 mod layout;
+mod page;
 pub mod projector;
 pub mod query;
 pub mod read;

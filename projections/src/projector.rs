@@ -6,18 +6,31 @@
 //! what a rebuild gives. [`Projections::rebuild`] replays the log into fresh trees without
 //! blocking readers or the incremental path, catches them up, and swaps them in.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use ledger::{Event, Ledger, ReadError};
+use rayon::prelude::*;
 
-use crate::apply::{apply, changed_class, ApplyError, Effect};
+use crate::apply::{changed_class, check_payload, ApplyError};
 use crate::layout;
+use crate::page::{self, NewVersion, Rec, Version};
+use crate::query::{IndexField, OrderIndex};
 use crate::record::Record;
 
 /// Events folded per atomic step of [`Projections::sync`].
 const CHUNK: usize = 8192;
+/// An app with nothing projected and more events than this is caught up by a rebuild.
+/// (Small in debug builds, so that the tests take that path too.)
+const BULK_CATCH_UP: u64 = if cfg!(debug_assertions) { 16 } else { 65_536 };
+/// Events a rebuild's reader hands over at a time.
+const READ_CHUNK: usize = 512;
+/// Threads reading the log in a rebuild.
+const READERS: usize = 2;
+/// Pages a rebuild encodes and writes at a time (one sled batch).
+const WRITE_GROUP: usize = 1024;
 /// A tree whose applied seq lags the app's by more than this is moved forward even if no
 /// event touched it, so a restart never rescans far.
 const MAX_LAG: u64 = 16_384;
@@ -96,7 +109,14 @@ pub(crate) struct AppState {
     /// Every tree reflects every event up to here.
     pub(crate) applied: u64,
     pub(crate) classes: HashMap<String, ClassTree>,
+    /// In-memory ordered indexes of the live records, per class and field, built on a
+    /// query's first use (under the state's read lock, from trees no one can change then)
+    /// and kept in step by every applied chunk (under the write lock).
+    pub(crate) indexes: RwLock<ClassIndexes>,
 }
+
+/// Per class, its indexes by field.
+pub(crate) type ClassIndexes = HashMap<String, HashMap<IndexField, OrderIndex>>;
 
 pub(crate) struct AppProjection {
     /// Serialises sync and the swap of a rebuild.
@@ -153,6 +173,20 @@ impl Projections {
     /// behind by an interrupted rebuild. Call [`Projections::sync`] to catch up.
     pub fn open(ledger: Arc<Ledger>, db: sled::Db) -> Result<Self> {
         let meta = db.open_tree("meta")?;
+        let layout_ok = meta
+            .get(layout::LAYOUT_KEY)?
+            .and_then(|v| layout::parse_seq(&v))
+            == Some(layout::LAYOUT);
+        if !layout_ok {
+            // Another layout (or a new store): forget every generation; the trees are
+            // dropped below and the projections catch up from the log.
+            let mut batch = sled::Batch::default();
+            for k in meta.iter().keys() {
+                batch.remove(k?);
+            }
+            batch.insert(layout::LAYOUT_KEY, &layout::seq_value(layout::LAYOUT));
+            meta.apply_batch(batch)?;
+        }
         let mut apps: HashMap<String, AppState> = HashMap::new();
         let mut current = HashSet::new();
         for kv in meta.scan_prefix(b"G") {
@@ -236,8 +270,18 @@ impl Projections {
 
     /// Folds every durable event not yet applied into `app`'s projections; returns the
     /// sequence number they now reflect.
+    ///
+    /// An app with nothing projected yet and a long log is caught up by a rebuild's bulk
+    /// load first (many times faster than folding event by event into pages).
     pub fn sync(&self, app: &str) -> Result<u64> {
         let ap = self.app(app)?;
+        let empty = {
+            let st = ap.read();
+            st.applied == 0 && st.classes.is_empty()
+        };
+        if empty && self.durable_head(app)? > BULK_CATCH_UP {
+            self.rebuild(app, None)?;
+        }
         let _apply = lock(&ap.apply_lock);
         let head = self.durable_head(app)?;
         loop {
@@ -256,6 +300,7 @@ impl Projections {
 
     /// Folds `events` (the log's `..=to` after the applied point) into the trees: one
     /// atomic batch per touched tree; trees lagging too far get their applied seq moved.
+    /// The app's indexes follow each touched record from its state before to after.
     fn apply_chunk(&self, app: &str, ap: &AppProjection, events: &[Event], to: u64) -> Result<()> {
         let mut trees: HashMap<String, ClassTree> = ap.read().classes.clone();
         for e in events {
@@ -269,17 +314,51 @@ impl Projections {
         for e in events {
             fold.event(app, &trees, e)?;
         }
-        let mut batches = fold.batches;
+        let mut batches = fold.batches();
         let mut state = ap.state.write().unwrap_or_else(|p| p.into_inner());
-        for (class, ct) in trees.iter_mut() {
-            let touched = batches.remove(class);
-            if touched.is_none() && ct.applied + MAX_LAG >= to {
-                continue;
+        // Each indexed record's state before (still in the tree) and after (in the fold).
+        let mut moves = Vec::new();
+        {
+            let indexes = state.indexes.get_mut().unwrap_or_else(|p| p.into_inner());
+            for (class, ids) in &fold.touched {
+                let (Some(t), Some(by_field)) = (trees.get(class), indexes.get(class)) else {
+                    continue;
+                };
+                if by_field.is_empty() {
+                    continue;
+                }
+                for id in ids {
+                    let before = load_live(app, class, &t.tree, id)?;
+                    let after = fold.live(app, class, id)?;
+                    moves.push((class, before, after));
+                }
             }
-            let mut batch = touched.unwrap_or_default();
-            batch.insert(layout::APPLIED, &layout::seq_value(to));
-            ct.tree.apply_batch(batch)?;
-            ct.applied = to;
+        }
+        let written = (|| -> Result<()> {
+            for (class, ct) in trees.iter_mut() {
+                let touched = batches.remove(class);
+                if touched.is_none() && ct.applied + MAX_LAG >= to {
+                    continue;
+                }
+                let mut batch = touched.unwrap_or_default();
+                batch.insert(layout::APPLIED, &layout::seq_value(to));
+                ct.tree.apply_batch(batch)?;
+                ct.applied = to;
+            }
+            Ok(())
+        })();
+        let indexes = state.indexes.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = written {
+            // Some trees may have moved: the indexes are rebuilt on next use.
+            indexes.clear();
+            return Err(e);
+        }
+        for (class, before, after) in &moves {
+            if let Some(by_field) = indexes.get_mut(*class) {
+                for index in by_field.values_mut() {
+                    index.update(before.as_ref(), after.as_ref());
+                }
+            }
         }
         // New trees join; existing ones keep their handles (a rebuild may not swap while
         // the apply lock is held, so the generations are the ones read above).
@@ -314,6 +393,9 @@ impl Projections {
     /// Rebuilds `classes` of `app` (all classes with records when `None`) from the log into
     /// fresh trees, then swaps them in. Readers and [`Projections::sync`] keep working on
     /// the old trees until the swap.
+    ///
+    /// One thread reads and decodes the log while this one folds each record's versions in
+    /// memory; the records are then written in objectId order, a page at a time.
     pub fn rebuild(&self, app: &str, classes: Option<&[&str]>) -> Result<RebuildStats> {
         let ap = self.app(app)?;
         let _one_rebuild = lock(&ap.rebuild_lock);
@@ -339,88 +421,211 @@ impl Projections {
             .iter()
             .map(|(c, t)| (c.clone(), t.gen))
             .collect();
-        let mut fresh: HashMap<String, ClassTree> = HashMap::new();
-        let mut states: HashMap<String, HashMap<String, Record>> = HashMap::new();
-        let mut batches: HashMap<String, (sled::Batch, usize)> = HashMap::new();
         let mut stats = RebuildStats {
             events: 0,
             versions: 0,
             records: 0,
             seq: upto,
         };
-        for e in self.ledger.events(app, 1, upto)? {
-            let e = e?;
-            stats.events += 1;
-            let Some(class) = changed_class(&e) else {
-                continue;
+        let mut records = RebuildRecords::new();
+        let wanted = &wanted;
+        std::thread::scope(|s| -> Result<()> {
+            // Readers decode interleaved runs of the log, keep what the fold needs of each
+            // data change and check its payload; this thread takes the runs in order and
+            // files each change under its record.
+            let mut rxs = Vec::with_capacity(READERS);
+            for r in 0..READERS {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Item>>>(8);
+                rxs.push(rx);
+                s.spawn(move || {
+                    let mut lo = 1 + (r * READ_CHUNK) as u64;
+                    while lo <= upto {
+                        let hi = upto.min(lo + READ_CHUNK as u64 - 1);
+                        let run = self.read_run(app, lo, hi, wanted);
+                        let failed = run.is_err();
+                        if tx.send(run).is_err() || failed {
+                            return;
+                        }
+                        lo += (READERS * READ_CHUNK) as u64;
+                    }
+                });
+            }
+            let mut lo = 1u64;
+            for r in (0..READERS).cycle() {
+                if lo > upto {
+                    break;
+                }
+                let run = rxs[r].recv().map_err(|_| ProjectionError::Corrupt {
+                    app: app.into(),
+                    class: "*".into(),
+                    detail: format!("the log reader stopped before event {lo}"),
+                })??;
+                let hi = upto.min(lo + READ_CHUNK as u64 - 1);
+                stats.events += hi - lo + 1;
+                lo = hi + 1;
+                for item in run {
+                    let (class, by_id) = class_records(&mut records, item.class);
+                    let id = item.object_id;
+                    let v = NewVersion {
+                        kind: item.kind,
+                        seq: item.seq,
+                        at: item.at,
+                        payload: item.payload,
+                    };
+                    let filed = match by_id.get_mut(&id) {
+                        Some(versions) => {
+                            page::push_unfolded(versions, class, &id, v, item.payload_check)
+                        }
+                        None => {
+                            let mut versions = Vec::new();
+                            let r = page::push_unfolded(
+                                &mut versions,
+                                class,
+                                &id,
+                                v,
+                                item.payload_check,
+                            );
+                            by_id.insert(id, versions);
+                            r
+                        }
+                    };
+                    filed.map_err(|detail| ProjectionError::Apply {
+                        app: app.to_string(),
+                        source: ApplyError {
+                            seq: item.seq,
+                            detail,
+                        },
+                    })?;
+                    stats.versions += 1;
+                }
+            }
+            Ok(())
+        })?;
+        // Every class with events, and those asked for without any, get a fresh tree.
+        let mut names: Vec<String> = records.iter().map(|(c, _)| c.clone()).collect();
+        names.extend(wanted.iter().flatten().map(|c| c.to_string()));
+        names.sort();
+        names.dedup();
+        let mut fresh: HashMap<String, ClassTree> = HashMap::new();
+        for class in names {
+            let mut t = self.new_tree(app, &class, next_gen(&current, &class))?;
+            let mut recs: Vec<Rec<'static>> = match records.iter().position(|(c, _)| *c == class) {
+                Some(i) => records
+                    .swap_remove(i)
+                    .1
+                    .into_iter()
+                    .map(|(id, versions)| Rec {
+                        id: Cow::Owned(id),
+                        versions,
+                    })
+                    .collect(),
+                None => Vec::new(),
             };
-            if wanted.as_ref().is_some_and(|w| !w.contains(class)) {
-                continue;
-            }
-            if !fresh.contains_key(class) {
-                let t = self.new_tree(app, class, next_gen(&current, class))?;
-                fresh.insert(class.to_string(), t);
-            }
-            let records = states.entry(class.to_string()).or_default();
-            let id = e
-                .subject
-                .as_ref()
-                .map(|s| s.object_id.as_str())
-                .unwrap_or("");
-            let Some(effect) =
-                apply(records.get(id), &e).map_err(|source| ProjectionError::Apply {
+            recs.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+            stats.records += recs.iter().filter(|r| r.is_live()).count() as u64;
+            // States and pages are made on both cores while sled takes the previous
+            // group of pages.
+            recs.par_iter_mut()
+                .try_for_each(|r| r.fill_states(&class))
+                .map_err(|(seq, detail)| ProjectionError::Apply {
                     app: app.to_string(),
-                    source,
-                })?
-            else {
-                continue;
-            };
-            let (batch, n) = batches.entry(class.to_string()).or_default();
-            batch.insert(
-                layout::version_key(id, e.seq),
-                layout::version_value(e.kind, effect.record()),
-            );
-            *n += 1;
-            stats.versions += 1;
-            if *n >= CHUNK {
-                if let Some(t) = fresh.get(class) {
-                    t.tree.apply_batch(std::mem::take(batch))?;
+                    source: ApplyError { seq, detail },
+                })?;
+            let pages = page::cut(recs);
+            let last = pages.len().saturating_sub(1);
+            let mut pages = pages.into_iter().enumerate();
+            let mut pending: Option<sled::Batch> = None;
+            loop {
+                let group: Vec<(usize, Vec<Rec<'static>>)> =
+                    pages.by_ref().take(WRITE_GROUP).collect();
+                if group.is_empty() {
+                    break;
                 }
-                *n = 0;
+                let tree = &t.tree;
+                let (written, batch) = rayon::join(
+                    || pending.take().map_or(Ok(()), |b| tree.apply_batch(b)),
+                    || {
+                        let encoded: Vec<(Vec<u8>, Vec<u8>)> = group
+                            .into_par_iter()
+                            .map(|(i, p)| {
+                                let key = match p.last() {
+                                    Some(r) if i < last => layout::page_key(&r.id),
+                                    _ => layout::LAST_PAGE.to_vec(),
+                                };
+                                (key, page::encode(&p))
+                            })
+                            .collect();
+                        let mut batch = sled::Batch::default();
+                        for (k, v) in encoded {
+                            batch.insert(k, v);
+                        }
+                        batch
+                    },
+                );
+                written?;
+                pending = Some(batch);
             }
-            match effect {
-                Effect::Put(r) => {
-                    records.insert(id.to_string(), r);
-                }
-                Effect::Delete(_) => {
-                    records.remove(id);
-                }
-            }
-        }
-        // Classes asked for but without events still get an (empty) fresh tree.
-        for c in wanted.iter().flatten() {
-            if !fresh.contains_key(*c) {
-                fresh.insert(c.to_string(), self.new_tree(app, c, next_gen(&current, c))?);
-            }
-        }
-        for (class, t) in fresh.iter_mut() {
-            let mut batch = batches.remove(class).map(|(b, _)| b).unwrap_or_default();
-            let mut n = 0usize;
-            for (id, r) in states.remove(class).unwrap_or_default() {
-                batch.insert(layout::live_key(&id), r.encode());
-                stats.records += 1;
-                n += 1;
-                if n >= CHUNK {
-                    t.tree.apply_batch(std::mem::take(&mut batch))?;
-                    n = 0;
-                }
-            }
+            let mut batch = pending.unwrap_or_default();
             batch.insert(layout::APPLIED, &layout::seq_value(upto));
             t.tree.apply_batch(batch)?;
             t.applied = upto;
+            fresh.insert(class, t);
         }
         self.swap_in(app, &ap, fresh, wanted.is_none())?;
         Ok(stats)
+    }
+
+    /// Events `lo..=hi` of the log, as a rebuild's fold needs them: the data changes of
+    /// the classes `wanted`.
+    fn read_run(
+        &self,
+        app: &str,
+        lo: u64,
+        hi: u64,
+        wanted: &Option<HashSet<&str>>,
+    ) -> Result<Vec<Item>> {
+        let mut items = Vec::with_capacity(usize::try_from(hi + 1 - lo).unwrap_or(0));
+        let mut next = lo;
+        for e in self.ledger.events(app, lo, hi)? {
+            let e = e?;
+            if e.seq != next {
+                return Err(ProjectionError::Corrupt {
+                    app: app.into(),
+                    class: "*".into(),
+                    detail: format!("read event {} where {next} was due", e.seq),
+                });
+            }
+            next += 1;
+            if changed_class(&e).is_none() {
+                continue;
+            }
+            let Some(s) = e.subject else {
+                continue;
+            };
+            if wanted
+                .as_ref()
+                .is_some_and(|w| !w.contains(s.class.as_str()))
+            {
+                continue;
+            }
+            items.push(Item {
+                seq: e.seq,
+                kind: e.kind,
+                at: e.recorded_at,
+                payload_check: check_payload(e.kind, e.payload.as_deref()),
+                class: s.class,
+                object_id: s.object_id,
+                payload: e.payload,
+            });
+        }
+        if next != hi + 1 {
+            return Err(ProjectionError::Corrupt {
+                app: app.into(),
+                class: "*".into(),
+                detail: format!("the log ends at event {} before {hi}", next - 1),
+            });
+        }
+        Ok(items)
     }
 
     /// Catches fresh trees up with the incremental path, then makes them current.
@@ -441,8 +646,9 @@ impl Projections {
             for e in self.ledger.events(app, from + 1, target)? {
                 fold.event(app, &fresh, &e?)?;
             }
+            let mut batches = fold.batches();
             for (class, t) in fresh.iter_mut() {
-                let mut batch = fold.batches.remove(class).unwrap_or_default();
+                let mut batch = batches.remove(class).unwrap_or_default();
                 batch.insert(layout::APPLIED, &layout::seq_value(target));
                 t.tree.apply_batch(batch)?;
                 t.applied = target;
@@ -451,6 +657,16 @@ impl Projections {
         let mut retired = Vec::new();
         {
             let mut state = ap.state.write().unwrap_or_else(|p| p.into_inner());
+            // The new trees' records are rebuilt from the log: indexes of the old ones go
+            // (and are built again on next use).
+            let indexes = state.indexes.get_mut().unwrap_or_else(|p| p.into_inner());
+            if all {
+                indexes.clear();
+            } else {
+                for class in fresh.keys() {
+                    indexes.remove(class);
+                }
+            }
             let mut meta = sled::Batch::default();
             for (class, t) in &fresh {
                 meta.insert(
@@ -479,7 +695,12 @@ impl Projections {
                     retired.push(old.tree.name());
                 }
             }
-            state.applied = target.max(state.applied);
+            // After a full rebuild every tree is a fresh one, at least at `target`.
+            let fresh_at = state.classes.values().map(|t| t.applied).min();
+            state.applied = match fresh_at {
+                Some(a) if all => a.max(target),
+                _ => target.max(state.applied),
+            };
         }
         for name in retired {
             self.db.drop_tree(name)?;
@@ -508,17 +729,20 @@ impl Projections {
     }
 }
 
-/// Events folded into per-tree batches, with the latest state of each record they touched
-/// (so that several events on one record within a batch build on each other).
+/// Events folded into the pages of their class trees: each touched page decoded once per
+/// chunk and written back once (split when it outgrows [`page::PAGE_MAX`]), so several
+/// events on one record or page within a chunk build on each other.
 #[derive(Default)]
 struct Fold {
-    batches: BTreeMap<String, sled::Batch>,
-    overlay: HashMap<(String, String), Option<Record>>,
+    /// Per class, the touched pages by key, decoded and owned.
+    pages: BTreeMap<String, BTreeMap<Vec<u8>, Vec<Rec<'static>>>>,
+    /// Per class, the records touched.
+    touched: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Fold {
-    /// Folds `e` into the batch of its class's tree, unless the tree has no place for it
-    /// (no such tree, or it already reflects the event).
+    /// Folds `e` into its record's page, unless its class tree has no place for it (no
+    /// such tree, or it already reflects the event).
     fn event(&mut self, app: &str, trees: &HashMap<String, ClassTree>, e: &Event) -> Result<()> {
         let Some(class) = changed_class(e) else {
             return Ok(());
@@ -527,26 +751,114 @@ impl Fold {
             return Ok(());
         };
         let id = e.subject.as_ref().map_or("", |s| s.object_id.as_str());
-        let key = (class.to_string(), id.to_string());
-        let prev = match self.overlay.get(&key) {
-            Some(r) => r.clone(),
-            None => load_live(app, class, &t.tree, id)?,
+        let pages = self.pages.entry(class.to_string()).or_default();
+        let key = match page_of(&t.tree, id)? {
+            Some((k, v)) => {
+                if !pages.contains_key(k.as_ref()) {
+                    let recs = page::decode(&v)
+                        .map_err(|d| corrupt(app, class, format!("page {k:?}: {d}")))?;
+                    pages.insert(k.to_vec(), recs.into_iter().map(Rec::into_owned).collect());
+                }
+                k.to_vec()
+            }
+            None => layout::LAST_PAGE.to_vec(),
         };
-        let effect = apply(prev.as_ref(), e).map_err(|source| ProjectionError::Apply {
-            app: app.to_string(),
-            source,
-        })?;
-        if let Some(effect) = effect {
-            write_effect(
-                self.batches.entry(class.to_string()).or_default(),
-                e,
-                &effect,
-            );
-            self.overlay
-                .insert(key, (!effect.is_delete()).then(|| effect.record().clone()));
-        }
+        let recs = pages.entry(key).or_default();
+        let i = match recs.binary_search_by(|r| r.id.as_ref().cmp(id)) {
+            Ok(i) => i,
+            Err(i) => {
+                recs.insert(i, Rec::new(id));
+                i
+            }
+        };
+        let v = NewVersion {
+            kind: e.kind,
+            seq: e.seq,
+            at: e.recorded_at,
+            payload: e.payload.clone(),
+        };
+        recs[i]
+            .push(class, v)
+            .map_err(|detail| ProjectionError::Apply {
+                app: app.to_string(),
+                source: ApplyError { seq: e.seq, detail },
+            })?;
+        self.touched
+            .entry(class.to_string())
+            .or_default()
+            .insert(id.to_string());
         Ok(())
     }
+
+    /// The touched pages as one batch per class tree; a page grown past
+    /// [`page::PAGE_MAX`] is cut in several, the last keeping its key.
+    fn batches(&self) -> BTreeMap<String, sled::Batch> {
+        let mut out = BTreeMap::new();
+        for (class, pages) in &self.pages {
+            let mut batch = sled::Batch::default();
+            for (key, recs) in pages {
+                let value = page::encode(recs);
+                if value.len() <= page::PAGE_MAX || recs.len() < 2 {
+                    batch.insert(key.as_slice(), value);
+                    continue;
+                }
+                let parts = page::cut(recs.clone());
+                let last = parts.len().saturating_sub(1);
+                for (i, p) in parts.iter().enumerate() {
+                    let k = match p.last() {
+                        Some(r) if i < last => layout::page_key(&r.id),
+                        _ => key.clone(),
+                    };
+                    batch.insert(k, page::encode(p));
+                }
+            }
+            out.insert(class.clone(), batch);
+        }
+        out
+    }
+
+    /// The live state of a touched record, as the fold leaves it.
+    fn live(&self, app: &str, class: &str, id: &str) -> Result<Option<Record>> {
+        for recs in self.pages.get(class).into_iter().flat_map(|p| p.values()) {
+            if let Ok(i) = recs.binary_search_by(|r| r.id.as_ref().cmp(id)) {
+                return recs[i]
+                    .live(class)
+                    .map_err(|d| corrupt(app, class, format!("record {id}: {d}")));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// A rebuild's records of `class` (new if need be), with the class as filed.
+fn class_records(
+    records: &mut RebuildRecords,
+    class: String,
+) -> (&str, &mut HashMap<String, Vec<Version<'static>>>) {
+    let i = match records.iter().position(|(c, _)| *c == class) {
+        Some(i) => i,
+        None => {
+            records.push((class, HashMap::new()));
+            records.len() - 1
+        }
+    };
+    let (class, by_id) = &mut records[i];
+    (class.as_str(), by_id)
+}
+
+/// A rebuild's records: per class (a handful), versions by objectId.
+type RebuildRecords = Vec<(String, HashMap<String, Vec<Version<'static>>>)>;
+
+/// A data change as a rebuild's reader hands it over: what the fold needs, and the
+/// verdict on its payload's shape.
+struct Item {
+    seq: u64,
+    kind: ledger::EventKind,
+    at: ledger::Timestamp,
+    class: String,
+    object_id: String,
+    payload: Option<Vec<u8>>,
+    payload_check: std::result::Result<(), String>,
 }
 
 /// The generation a rebuild writes: one past the current; 2 for a class without a tree,
@@ -555,17 +867,40 @@ fn next_gen(current: &HashMap<String, u64>, class: &str) -> u64 {
     current.get(class).copied().unwrap_or(1) + 1
 }
 
-/// Writes an effect into a tree's batch: the version entry, and the live record (or its
-/// removal).
-fn write_effect(batch: &mut sled::Batch, e: &Event, effect: &Effect) {
-    let r = effect.record();
-    batch.insert(
-        layout::version_key(&r.object_id, e.seq),
-        layout::version_value(e.kind, r),
-    );
-    match effect {
-        Effect::Put(r) => batch.insert(layout::live_key(&r.object_id), r.encode()),
-        Effect::Delete(r) => batch.remove(layout::live_key(&r.object_id)),
+fn corrupt(app: &str, class: &str, detail: String) -> ProjectionError {
+    ProjectionError::Corrupt {
+        app: app.into(),
+        class: class.into(),
+        detail,
+    }
+}
+
+/// The page of a class tree that holds (or would hold) record `id`: the first at or after
+/// `P` id. `None` when the tree has no page yet.
+pub(crate) fn page_of(tree: &sled::Tree, id: &str) -> Result<Option<(sled::IVec, sled::IVec)>> {
+    Ok(tree
+        .range(layout::page_key(id)..=layout::LAST_PAGE.to_vec())
+        .next()
+        .transpose()?)
+}
+
+/// Record `id` of a class tree, decoded from its page, passed to `f`.
+pub(crate) fn with_record<R>(
+    app: &str,
+    class: &str,
+    tree: &sled::Tree,
+    id: &str,
+    f: impl FnOnce(&Rec<'_>) -> Result<R, String>,
+) -> Result<Option<R>> {
+    let Some((k, v)) = page_of(tree, id)? else {
+        return Ok(None);
+    };
+    let recs = page::decode(&v).map_err(|d| corrupt(app, class, format!("page {k:?}: {d}")))?;
+    match recs.binary_search_by(|r| r.id.as_ref().cmp(id)) {
+        Ok(i) => f(&recs[i])
+            .map(Some)
+            .map_err(|d| corrupt(app, class, format!("record {id}: {d}"))),
+        Err(_) => Ok(None),
     }
 }
 
@@ -576,14 +911,5 @@ pub(crate) fn load_live(
     tree: &sled::Tree,
     id: &str,
 ) -> Result<Option<Record>> {
-    match tree.get(layout::live_key(id))? {
-        None => Ok(None),
-        Some(v) => Record::decode(&v)
-            .map(Some)
-            .map_err(|detail| ProjectionError::Corrupt {
-                app: app.into(),
-                class: class.into(),
-                detail: format!("record {id}: {detail}"),
-            }),
-    }
+    Ok(with_record(app, class, tree, id, |r| r.live(class))?.flatten())
 }

@@ -7,9 +7,14 @@ use ledger::schema::ClassDef;
 use ledger::Timestamp;
 use serde_json::{Map, Value};
 
+use rayon::prelude::*;
+
 use crate::layout;
-use crate::projector::{load_live, AppState, ClassTree, ProjectionError, Projections, Result};
-use crate::query::{Query, QueryParams};
+use crate::page::{self, Rec};
+use crate::projector::{
+    load_live, with_record, AppState, ClassTree, ProjectionError, Projections, Result,
+};
+use crate::query::{OrderIndex, Query, QueryOutput, QueryParams};
 use crate::record::Record;
 
 /// Which state of the records a read sees.
@@ -46,6 +51,12 @@ pub struct Answer {
 
 /// Deepest include path followed (`a.b.c`).
 const MAX_INCLUDE_DEPTH: usize = 3;
+/// Records an index walk may fetch before the query scans the class instead (plus
+/// [`INDEX_BUDGET_PER_RESULT`] per result asked for): a walk that finds few matches costs
+/// a point read per record, a scan a sequential read.
+const INDEX_BUDGET: usize = 2048;
+/// See [`INDEX_BUDGET`].
+const INDEX_BUDGET_PER_RESULT: usize = 8;
 
 impl Projections {
     /// Resolves `at` to a sequence number of `app` (0 = before the first event).
@@ -139,9 +150,10 @@ impl Projections {
             let mut failure = None;
             let out = match (st.classes.get(class), at) {
                 (None, _) => query.run(std::iter::empty()),
-                (Some(t), At::Now) => {
-                    query.run(Failing::new(live_records(app, class, t), &mut failure))
-                }
+                (Some(t), At::Now) => match indexed(app, class, st, t, &query)? {
+                    Some(out) => out,
+                    None => query.run(Failing::new(live_records(app, class, t), &mut failure)),
+                },
                 (Some(t), _) => {
                     query.run(Failing::new(records_at(app, class, t, seq), &mut failure))
                 }
@@ -178,9 +190,9 @@ impl Projections {
                 });
             };
             let value = if at == At::Now {
-                live_records(app, class, t).collect::<Result<Vec<_>>>()?
+                collect_records(app, class, t, |r| r.live(class))?
             } else {
-                records_at(app, class, t, seq).collect::<Result<Vec<_>>>()?
+                collect_records(app, class, t, |r| r.state_as_of(class, seq))?
             };
             let seq = if at == At::Now { st.applied } else { seq };
             Ok(Versioned { value, seq })
@@ -240,6 +252,43 @@ impl Projections {
     }
 }
 
+/// Answers a query on the current view from the index of its first order field (built
+/// on first use), or `None` when it has none or the walk gave up: the caller scans.
+fn indexed(
+    app: &str,
+    class: &str,
+    st: &AppState,
+    t: &ClassTree,
+    query: &Query,
+) -> Result<Option<QueryOutput>> {
+    let Some(field) = query.index_field() else {
+        return Ok(None);
+    };
+    let budget = INDEX_BUDGET.saturating_add(
+        INDEX_BUDGET_PER_RESULT.saturating_mul(query.skip().saturating_add(query.limit())),
+    );
+    let run = |index: &OrderIndex| {
+        query.run_indexed(index, budget, |id| load_live(app, class, &t.tree, id))
+    };
+    {
+        let indexes = st.indexes.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(index) = indexes.get(class).and_then(|m| m.get(&field)) {
+            return run(index);
+        }
+    }
+    let mut indexes = st.indexes.write().unwrap_or_else(|p| p.into_inner());
+    let by_field = indexes.entry(class.to_string()).or_default();
+    if !by_field.contains_key(&field) {
+        // The state's read lock is held: no chunk is applied while the index is built.
+        let index = OrderIndex::build(&field, live_records(app, class, t))?;
+        by_field.insert(field.clone(), index);
+    }
+    match by_field.get(&field) {
+        Some(index) => run(index),
+        None => Ok(None),
+    }
+}
+
 fn corrupt(app: &str, class: &str, detail: String) -> ProjectionError {
     ProjectionError::Corrupt {
         app: app.into(),
@@ -254,10 +303,71 @@ fn live_records<'a>(
     class: &'a str,
     t: &'a ClassTree,
 ) -> impl Iterator<Item = Result<Record>> + 'a {
-    t.tree.scan_prefix(layout::LIVE_PREFIX).map(move |kv| {
-        let (_, v) = kv?;
-        Record::decode(&v).map_err(|d| corrupt(app, class, d))
-    })
+    page_records(app, class, t, move |r| r.live(class))
+}
+
+/// Every record of a class as it stood after event `seq`, in objectId order.
+pub(crate) fn records_at<'a>(
+    app: &'a str,
+    class: &'a str,
+    t: &'a ClassTree,
+    seq: u64,
+) -> impl Iterator<Item = Result<Record>> + 'a {
+    page_records(app, class, t, move |r| r.state_as_of(class, seq))
+}
+
+/// `state` of every record of a class tree that has one, page by page, in objectId order.
+fn page_records<'a>(
+    app: &'a str,
+    class: &'a str,
+    t: &'a ClassTree,
+    state: impl Fn(&Rec<'_>) -> std::result::Result<Option<Record>, String> + 'a,
+) -> impl Iterator<Item = Result<Record>> + 'a {
+    t.tree
+        .scan_prefix(layout::PAGE_PREFIX)
+        .flat_map(move |kv| match kv {
+            Ok((k, v)) => page_states(app, class, &k, &v, &state),
+            Err(e) => vec![Err(e.into())],
+        })
+}
+
+/// `state` of every record of one stored page that has one.
+fn page_states(
+    app: &str,
+    class: &str,
+    key: &[u8],
+    page: &[u8],
+    state: impl Fn(&Rec<'_>) -> std::result::Result<Option<Record>, String>,
+) -> Vec<Result<Record>> {
+    let recs = match page::decode(page) {
+        Ok(recs) => recs,
+        Err(d) => return vec![Err(corrupt(app, class, format!("page {key:?}: {d}")))],
+    };
+    recs.iter()
+        .filter_map(|r| {
+            state(r)
+                .map_err(|d| corrupt(app, class, format!("record {}: {d}", r.id)))
+                .transpose()
+        })
+        .collect()
+}
+
+/// [`page_records`] collected, the pages decoded in parallel.
+fn collect_records(
+    app: &str,
+    class: &str,
+    t: &ClassTree,
+    state: impl Fn(&Rec<'_>) -> std::result::Result<Option<Record>, String> + Sync,
+) -> Result<Vec<Record>> {
+    let pages: Vec<(sled::IVec, sled::IVec)> = t
+        .tree
+        .scan_prefix(layout::PAGE_PREFIX)
+        .collect::<std::result::Result<_, _>>()?;
+    let per_page: Vec<Vec<Result<Record>>> = pages
+        .par_iter()
+        .map(|(k, v)| page_states(app, class, k, v, &state))
+        .collect();
+    per_page.into_iter().flatten().collect()
 }
 
 /// One record as it stood after event `seq`: its last version at or before `seq`.
@@ -268,82 +378,28 @@ pub(crate) fn record_at(
     object_id: &str,
     seq: u64,
 ) -> Result<Option<Record>> {
-    let lo = layout::version_prefix(object_id);
-    let hi = layout::version_key(object_id, seq);
-    let Some(kv) = t.tree.range(lo..=hi).next_back() else {
-        return Ok(None);
-    };
-    let (_, v) = kv?;
-    let (kind, record) = layout::parse_version_value(&v).map_err(|d| corrupt(app, class, d))?;
-    Ok((!kind.deletes_subject()).then_some(record))
+    Ok(with_record(app, class, &t.tree, object_id, |r| {
+        r.state_as_of(class, seq)
+    })?
+    .flatten())
 }
 
-/// Every record of a class as it stood after event `seq`, in objectId order: one pass over
-/// the version index, decoding only the version that counts for each record.
-pub(crate) fn records_at<'a>(
-    app: &'a str,
-    class: &'a str,
-    t: &'a ClassTree,
+/// The state record `object_id` had right after its version made by event `seq`
+/// (`None` if that event made no version of it, or deleted it).
+pub(crate) fn version_state(
+    app: &str,
+    class: &str,
+    t: &ClassTree,
+    object_id: &str,
     seq: u64,
-) -> impl Iterator<Item = Result<Record>> + 'a {
-    let mut scan = t.tree.scan_prefix(layout::VERSION_PREFIX);
-    // The current record's id and its latest version at or before seq.
-    let mut pending: Option<(Vec<u8>, Option<sled::IVec>)> = None;
-    let mut done = false;
-    std::iter::from_fn(move || loop {
-        if done {
-            return None;
+) -> Result<Option<Record>> {
+    Ok(with_record(app, class, &t.tree, object_id, |r| {
+        match r.versions.binary_search_by(|v| v.seq.cmp(&seq)) {
+            Ok(k) => r.state_at(class, k),
+            Err(_) => Ok(None),
         }
-        let next = match scan.next() {
-            Some(Ok(kv)) => Some(kv),
-            Some(Err(e)) => {
-                done = true;
-                return Some(Err(e.into()));
-            }
-            None => {
-                done = true;
-                None
-            }
-        };
-        let emit = |p: Option<(Vec<u8>, Option<sled::IVec>)>| -> Option<Result<Record>> {
-            let (_, v) = p?;
-            let v = v?;
-            match layout::version_kind(&v) {
-                Some(k) if k.deletes_subject() => None,
-                _ => Some(
-                    layout::parse_version_value(&v)
-                        .map(|(_, r)| r)
-                        .map_err(|d| corrupt(app, class, d)),
-                ),
-            }
-        };
-        let Some((k, v)) = next else {
-            if let Some(r) = emit(pending.take()) {
-                return Some(r);
-            }
-            continue;
-        };
-        let Some((id, s)) = layout::parse_version_key(&k) else {
-            done = true;
-            return Some(Err(corrupt(app, class, format!("version key {k:?}"))));
-        };
-        let same = pending.as_ref().is_some_and(|(p, _)| p == id.as_bytes());
-        let out = if same {
-            None
-        } else {
-            let out = emit(pending.take());
-            pending = Some((id.as_bytes().to_vec(), None));
-            out
-        };
-        if s <= seq {
-            if let Some((_, best)) = pending.as_mut() {
-                *best = Some(v);
-            }
-        }
-        if let Some(r) = out {
-            return Some(r);
-        }
-    })
+    })?
+    .flatten())
 }
 
 /// Adapts a fallible iterator to an infallible one: stops at the first error and keeps it.

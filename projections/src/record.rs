@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 
 use ledger::Timestamp;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 /// One record's state after some event of its history.
@@ -65,46 +64,6 @@ impl Record {
         );
         m
     }
-
-    /// Encodes for the projection store (postcard; fields as JSON text).
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let stored = Stored {
-            object_id: Cow::Borrowed(&self.object_id),
-            created_at: self.created_at.0,
-            updated_at: self.updated_at.0,
-            created_seq: self.created_seq,
-            updated_seq: self.updated_seq,
-            // A Map of JSON values always serialises.
-            fields: serde_json::to_vec(&self.fields).unwrap_or_default(),
-        };
-        postcard::to_allocvec(&stored).unwrap_or_default()
-    }
-
-    /// Decodes what [`Record::encode`] wrote.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Record, String> {
-        let s: Stored<'_> = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
-        let fields = serde_json::from_slice(&s.fields).map_err(|e| e.to_string())?;
-        Ok(Record {
-            object_id: s.object_id.into_owned(),
-            created_at: Timestamp(s.created_at),
-            updated_at: Timestamp(s.updated_at),
-            created_seq: s.created_seq,
-            updated_seq: s.updated_seq,
-            fields,
-        })
-    }
-}
-
-/// The stored form: borrowed when writing, owned when reading.
-#[derive(Serialize, Deserialize)]
-struct Stored<'a> {
-    object_id: Cow<'a, str>,
-    created_at: i64,
-    updated_at: i64,
-    created_seq: u64,
-    updated_seq: u64,
-    #[serde(with = "serde_bytes")]
-    fields: Vec<u8>,
 }
 
 #[cfg(test)]
@@ -112,7 +71,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn encoding_round_trips() {
+    fn field_values() {
         let r = Record {
             object_id: "abc".into(),
             created_at: Timestamp(1),
@@ -124,7 +83,6 @@ mod tests {
                 .cloned()
                 .unwrap_or_default(),
         };
-        assert_eq!(Record::decode(&r.encode()), Ok(r.clone()));
         assert_eq!(field_value(&r, "objectId").as_deref(), Some(&json!("abc")));
         assert_eq!(field_value(&r, "a").as_deref(), Some(&json!(1)));
         assert!(field_value(&r, "zzz").is_none());

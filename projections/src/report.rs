@@ -9,9 +9,8 @@ use ledger::{Actor, Event, EventKind, Timestamp};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::layout;
 use crate::projector::{AppState, ProjectionError, Projections, Result};
-use crate::read::{record_at, At};
+use crate::read::{record_at, version_state, At};
 use crate::record::Record;
 use crate::when::Day;
 
@@ -348,17 +347,6 @@ fn around(app: &str, st: &AppState, e: &Event) -> Result<(Option<Record>, Option
         return Ok((None, None));
     };
     let before = record_at(app, &s.class, t, &s.object_id, e.seq - 1)?;
-    let after = match t.tree.get(layout::version_key(&s.object_id, e.seq))? {
-        Some(v) => {
-            let (kind, r) =
-                layout::parse_version_value(&v).map_err(|d| ProjectionError::Corrupt {
-                    app: app.into(),
-                    class: s.class.clone(),
-                    detail: d,
-                })?;
-            (!kind.deletes_subject()).then_some(r)
-        }
-        None => None,
-    };
+    let after = version_state(app, &s.class, t, &s.object_id, e.seq)?;
     Ok((before, after))
 }

@@ -11,7 +11,7 @@ static STRING: FieldType = FieldType::String;
 static DATE: FieldType = FieldType::Date;
 
 /// A resolved field.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum FieldRef {
     /// `objectId`.
     ObjectId,

@@ -13,11 +13,13 @@
 //!   expansion itself is the caller's).
 //!
 //! Submodules: `error` (refusals and their Parse codes), `fields` (name resolution),
-//! `value` (operands, comparison, Date decoding), `filter` (`where`), `order` (`order`).
+//! `value` (operands, comparison, Date decoding), `filter` (`where`), `order` (`order`),
+//! `index` (ordered in-memory indexes and the plan that walks them).
 
 mod error;
 mod fields;
 mod filter;
+mod index;
 mod order;
 mod value;
 
@@ -29,6 +31,7 @@ use ledger::schema::{ClassDef, FieldType};
 use serde_json::{Map, Value};
 
 pub use error::{QueryError, INVALID_JSON, INVALID_KEY_NAME, INVALID_QUERY};
+pub(crate) use index::{IndexField, OrderIndex};
 
 use crate::record::{Record, CREATED_AT, OBJECT_ID, UPDATED_AT};
 use fields::resolve;

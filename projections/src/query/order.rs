@@ -14,8 +14,8 @@ use crate::record::{Record, CREATED_AT};
 /// One sort key.
 #[derive(Debug, Clone)]
 pub(super) struct OrderKey {
-    field: FieldRef,
-    desc: bool,
+    pub(super) field: FieldRef,
+    pub(super) desc: bool,
 }
 
 /// The sort keys as (name, descending) and compiled.
@@ -81,7 +81,13 @@ pub(super) fn parse_order(
 /// A record's sort key for one order key.
 #[inline]
 fn key_of<'r>(k: &OrderKey, r: &'r Record) -> SortKey<'r> {
-    match &k.field {
+    field_key(&k.field, r)
+}
+
+/// A record's sort key for a field.
+#[inline]
+pub(super) fn field_key<'r>(field: &FieldRef, r: &'r Record) -> SortKey<'r> {
+    match field {
         FieldRef::CreatedAt => SortKey::Date(r.created_at.0),
         FieldRef::UpdatedAt => SortKey::Date(r.updated_at.0),
         FieldRef::ObjectId => SortKey::Str(&r.object_id),
@@ -110,8 +116,9 @@ pub(super) struct CachedKey {
     object_id: String,
 }
 
-#[derive(Debug)]
-enum OwnedKey {
+/// A sort key, owned.
+#[derive(Debug, Clone)]
+pub(super) enum OwnedKey {
     Missing,
     Num(Num),
     Str(Box<str>),
@@ -123,7 +130,8 @@ enum OwnedKey {
 }
 
 impl OwnedKey {
-    fn of(k: SortKey<'_>) -> Self {
+    /// Owns a sort key.
+    pub(super) fn of(k: SortKey<'_>) -> Self {
         match k {
             SortKey::Missing => OwnedKey::Missing,
             SortKey::Num(n) => OwnedKey::Num(n),
@@ -136,7 +144,8 @@ impl OwnedKey {
         }
     }
 
-    fn view(&self) -> SortKey<'_> {
+    /// The sort key it holds.
+    pub(super) fn view(&self) -> SortKey<'_> {
         match self {
             OwnedKey::Missing => SortKey::Missing,
             OwnedKey::Num(n) => SortKey::Num(*n),

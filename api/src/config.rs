@@ -86,6 +86,8 @@ pub struct ServerConfig {
     pub policies: HashMap<String, AppPolicy>,
     /// Password hashing cost.
     pub password_cost: PasswordCost,
+    /// How often every app that grew gets a signed checkpoint (`None`: on demand only).
+    pub checkpoint_interval: Option<std::time::Duration>,
 }
 
 impl ServerConfig {
@@ -100,6 +102,7 @@ impl ServerConfig {
             default_policy: AppPolicy::default(),
             policies: HashMap::new(),
             password_cost: PasswordCost::default(),
+            checkpoint_interval: Some(std::time::Duration::from_secs(300)),
         }
     }
 

@@ -61,6 +61,9 @@ enum Cmd {
         /// Deepest JSON nesting accepted.
         #[arg(long, default_value_t = 32)]
         max_json_depth: usize,
+        /// Seconds between signed checkpoints of every app that grew (0: on demand only).
+        #[arg(long, default_value_t = 300)]
+        checkpoint_every: u64,
     },
     /// Manages accounts while no server holds the data directory.
     User {
@@ -138,6 +141,7 @@ fn serve(data_dir: PathBuf, cmd: Cmd) -> Result<ExitCode> {
         config,
         max_body_bytes,
         max_json_depth,
+        checkpoint_every,
     } = cmd
     else {
         return Ok(ExitCode::from(2));
@@ -154,6 +158,8 @@ fn serve(data_dir: PathBuf, cmd: Cmd) -> Result<ExitCode> {
     cfg.bind = bind;
     cfg.max_body_bytes = max_body_bytes;
     cfg.max_json_depth = max_json_depth;
+    cfg.checkpoint_interval =
+        (checkpoint_every > 0).then(|| std::time::Duration::from_secs(checkpoint_every));
     if let Some(path) = &config {
         cfg.load_policies(path)?;
     }

@@ -1,7 +1,8 @@
 //! The ledger's own API under `/ledger/{app}` (SPEC §5.2): what auditors and QA use that
 //! Parse has no words for — a record's history, a day report, a diff between two points
 //! (JSON, or CSV for spreadsheets), the chain's verification status, the public keys, the
-//! streamed NDJSON export, and events by range.
+//! streamed NDJSON export, events by range, and the Merkle tree's signed checkpoints and
+//! inclusion and consistency proofs (docs/FORMAT.md §8).
 //!
 //! Sessions are the Parse ones (`X-Parse-Session-Token`, or `Authorization: Bearer`).
 //! A history needs read access to the record's class; day, diff, verification, export and
@@ -45,6 +46,13 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/{app}/diff", get(diff))
         .route("/{app}/events", get(events))
         .route("/{app}/export", get(export))
+        .route(
+            "/{app}/checkpoint",
+            get(latest_checkpoint).post(new_checkpoint),
+        )
+        .route("/{app}/checkpoints", get(checkpoints))
+        .route("/{app}/proof/inclusion", get(inclusion))
+        .route("/{app}/proof/consistency", get(consistency))
 }
 
 /// Runs blocking work off the runtime.
@@ -582,4 +590,229 @@ async fn export(
         body,
     )
         .into_response()
+}
+
+fn tree_error(e: ledger::TreeError) -> ApiError {
+    match e {
+        ledger::TreeError::OutOfRange(why) => ApiError::bad(code::INVALID_QUERY, why),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+fn checkpoint_error(e: ledger::CheckpointError) -> ApiError {
+    match e {
+        ledger::CheckpointError::Tree(t) => tree_error(t),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+/// A checkpoint as JSON: its fields, and its whole signed text (what verifiers check).
+fn checkpoint_json(app: &str, cp: &ledger::Checkpoint) -> Value {
+    json!({
+        "app": app,
+        "size": cp.size(),
+        "root": hex::encode(cp.root()),
+        "time": cp.time().to_rfc3339(),
+        "text": cp.text(),
+    })
+}
+
+/// The latest checkpoint of `app` covering at least `size` events, signing a new one if
+/// none does yet (checkpoints are made on demand as well as periodically).
+fn covering_checkpoint(s: &State, app: &str, size: u64) -> ApiResult<ledger::Checkpoint> {
+    if let Some(cp) = s.ledger.latest_checkpoint(app).map_err(checkpoint_error)? {
+        if cp.size() >= size {
+            return Ok(cp);
+        }
+    }
+    let cp = s.ledger.checkpoint(app).map_err(checkpoint_error)?;
+    if cp.size() < size {
+        return Err(ApiError::bad(
+            code::INVALID_QUERY,
+            format!(
+                "size: the log of {app} has {} durable events, not {size}",
+                cp.size()
+            ),
+        ));
+    }
+    Ok(cp)
+}
+
+/// `GET /ledger/{app}/checkpoint`: the latest signed checkpoint (one is signed now if the
+/// app has none yet).
+async fn latest_checkpoint(
+    Extract(state): Extract<Arc<State>>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    result(
+        blocking(state, move |s| {
+            auditor(s, &app, &headers, "checkpoints")?;
+            let cp = covering_checkpoint(s, &app, 0)?;
+            Ok(with_seq(
+                Json(checkpoint_json(&app, &cp)).into_response(),
+                cp.size(),
+            ))
+        })
+        .await,
+    )
+}
+
+/// `POST /ledger/{app}/checkpoint`: signs a checkpoint of the durable log now (or
+/// answers the latest if the log has not grown since).
+async fn new_checkpoint(
+    Extract(state): Extract<Arc<State>>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    result(
+        blocking(state, move |s| {
+            auditor(s, &app, &headers, "checkpoints")?;
+            let cp = s.ledger.checkpoint(&app).map_err(checkpoint_error)?;
+            Ok(with_seq(
+                Json(checkpoint_json(&app, &cp)).into_response(),
+                cp.size(),
+            ))
+        })
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct ProofParams {
+    from: Option<u64>,
+    to: Option<u64>,
+    seq: Option<u64>,
+    size: Option<u64>,
+}
+
+/// `GET /ledger/{app}/checkpoints?from=SIZE`: the kept checkpoints of tree size `SIZE` or
+/// more, oldest first.
+async fn checkpoints(
+    Extract(state): Extract<Arc<State>>,
+    Path(app): Path<String>,
+    Query(p): Query<ProofParams>,
+    headers: HeaderMap,
+) -> Response {
+    result(
+        blocking(state, move |s| {
+            auditor(s, &app, &headers, "checkpoints")?;
+            let list = s
+                .ledger
+                .checkpoints(&app, p.from.unwrap_or(0))
+                .map_err(checkpoint_error)?;
+            let last = list.last().map_or(0, ledger::Checkpoint::size);
+            let list: Vec<Value> = list.iter().map(|cp| checkpoint_json(&app, cp)).collect();
+            Ok(with_seq(
+                Json(json!({"app": app, "checkpoints": list})).into_response(),
+                last,
+            ))
+        })
+        .await,
+    )
+}
+
+/// `GET /ledger/{app}/proof/inclusion?seq=N[&size=M]`: a proof that event `N` is in the
+/// tree of `M` events (docs/FORMAT.md §8.4), with the event's hash and the signed
+/// checkpoint of size `M`. Without `size`, the latest checkpoint that covers `N` (signed
+/// now if there is none).
+async fn inclusion(
+    Extract(state): Extract<Arc<State>>,
+    Path(app): Path<String>,
+    Query(p): Query<ProofParams>,
+    headers: HeaderMap,
+) -> Response {
+    result(
+        blocking(state, move |s| {
+            auditor(s, &app, &headers, "proofs")?;
+            let seq = p.seq.filter(|n| *n >= 1).ok_or_else(|| {
+                ApiError::bad(
+                    code::INVALID_QUERY,
+                    "seq: the event to prove (1 or more) is required",
+                )
+            })?;
+            let (size, checkpoint) = match p.size {
+                Some(size) => (
+                    size,
+                    s.ledger
+                        .checkpoint_at(&app, size)
+                        .map_err(checkpoint_error)?,
+                ),
+                None => {
+                    let cp = covering_checkpoint(s, &app, seq)?;
+                    (cp.size(), Some(cp))
+                }
+            };
+            if seq > size {
+                return Err(ApiError::bad(
+                    code::INVALID_QUERY,
+                    format!("seq: event {seq} is not in a tree of {size} events"),
+                ));
+            }
+            let proof = s
+                .ledger
+                .inclusion_proof(&app, seq, size)
+                .map_err(tree_error)?;
+            let event = s
+                .ledger
+                .event(&app, seq)
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .ok_or_else(|| ApiError::not_found(format!("event {seq} of {app}: not found")))?;
+            let mut body = serde_json::to_value(&proof)
+                .map_err(|e| ApiError::internal(format!("encoding the proof: {e}")))?;
+            body["event_hash"] = json!(hex::encode(event.hash));
+            body["checkpoint"] = checkpoint.map_or(Value::Null, |cp| json!(cp.text()));
+            Ok(with_seq(Json(body).into_response(), size))
+        })
+        .await,
+    )
+}
+
+/// `GET /ledger/{app}/proof/consistency?from=M[&to=N]`: a proof that the tree of `M`
+/// events is a prefix of the tree of `N` (docs/FORMAT.md §8.4), with the kept checkpoints
+/// of both sizes when there are. Without `to`, the latest checkpoint (signed now if it
+/// does not cover `M`).
+async fn consistency(
+    Extract(state): Extract<Arc<State>>,
+    Path(app): Path<String>,
+    Query(p): Query<ProofParams>,
+    headers: HeaderMap,
+) -> Response {
+    result(
+        blocking(state, move |s| {
+            auditor(s, &app, &headers, "proofs")?;
+            let from = p.from.filter(|n| *n >= 1).ok_or_else(|| {
+                ApiError::bad(
+                    code::INVALID_QUERY,
+                    "from: the older tree size (1 or more) is required",
+                )
+            })?;
+            let to = match p.to {
+                Some(to) => to,
+                None => covering_checkpoint(s, &app, from)?.size(),
+            };
+            if from > to {
+                return Err(ApiError::bad(
+                    code::INVALID_QUERY,
+                    format!("from: {from} is larger than to: {to}"),
+                ));
+            }
+            let proof = s
+                .ledger
+                .consistency_proof(&app, from, to)
+                .map_err(tree_error)?;
+            let text = |size| -> ApiResult<Value> {
+                Ok(s.ledger
+                    .checkpoint_at(&app, size)
+                    .map_err(checkpoint_error)?
+                    .map_or(Value::Null, |cp| json!(cp.text())))
+            };
+            let mut body = serde_json::to_value(&proof)
+                .map_err(|e| ApiError::internal(format!("encoding the proof: {e}")))?;
+            body["old_checkpoint"] = text(from)?;
+            body["checkpoint"] = text(to)?;
+            Ok(with_seq(Json(body).into_response(), to))
+        })
+        .await,
+    )
 }

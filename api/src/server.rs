@@ -74,7 +74,8 @@ impl Server {
             dir: dir.display().to_string(),
             source,
         };
-        let lc = LedgerConfig::in_dir(&dir).map_err(|e| ledger_err(e.into()))?;
+        let mut lc = LedgerConfig::in_dir(&dir).map_err(|e| ledger_err(e.into()))?;
+        lc.checkpoints.interval = config.checkpoint_interval;
         let ledger = Arc::new(Ledger::open(lc).map_err(ledger_err)?);
         ledger.ensure_builtin_apps().map_err(StartError::Apps)?;
         let projections = Arc::new(Projections::open_dir(
@@ -154,16 +155,22 @@ impl Server {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let syncer = tokio::spawn(catch_up(self.state.clone(), stop.clone()));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let syncer = tokio::spawn(catch_up(self.state.clone(), stopped.clone()));
+        let checkpointer = tokio::spawn(checkpoints(self.state.clone(), stopped));
         let router = self.router();
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
-        stop.notify_one();
+        let _ = stop.send(true);
         let _ = syncer.await;
+        let _ = checkpointer.await;
         let state = self.state.clone();
         let _ = tokio::task::spawn_blocking(move || {
+            // The last acknowledged writes get a signed checkpoint before the process ends.
+            if state.ledger.checkpoint_interval().is_some() {
+                cut_checkpoints(&state);
+            }
             if let Err(e) = state.projections.flush() {
                 tracing::warn!(error = %e, "flushing projections at shutdown");
             }
@@ -196,7 +203,7 @@ impl MakeRequestId for Counter {
 }
 
 /// Keeps the projections close to the head, so reads rarely wait for a catch-up.
-async fn catch_up(state: Arc<State>, stop: Arc<tokio::sync::Notify>) {
+async fn catch_up(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         let s = state.clone();
         let _ = tokio::task::spawn_blocking(move || {
@@ -214,9 +221,35 @@ async fn catch_up(state: Arc<State>, stop: Arc<tokio::sync::Notify>) {
         })
         .await;
         tokio::select! {
-            _ = stop.notified() => return,
+            _ = stop.wait_for(|stopped| *stopped) => return,
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
+    }
+}
+
+/// Signs a checkpoint of every app that grew (docs/FORMAT.md §8.3), logging failures:
+/// an inconsistency means the log was altered behind the ledger's back.
+fn cut_checkpoints(state: &State) {
+    for (app, r) in state.ledger.checkpoint_all() {
+        match r {
+            Ok(cp) => gauge!("checkpoint_tree_size", "app" => app).set(cp.size() as f64),
+            Err(e) => tracing::error!(app, error = %e, "signing a checkpoint failed"),
+        }
+    }
+}
+
+/// Cuts checkpoints on the ledger's configured interval (none if it has none).
+async fn checkpoints(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let Some(every) = state.ledger.checkpoint_interval() else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let s = state.clone();
+        let _ = tokio::task::spawn_blocking(move || cut_checkpoints(&s)).await;
     }
 }
 

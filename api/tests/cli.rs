@@ -165,6 +165,8 @@ fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm_keeping_acknowl
             "serve",
             "--bind",
             &format!("127.0.0.1:{port}"),
+            "--checkpoint-every",
+            "1",
         ])
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -205,6 +207,34 @@ fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm_keeping_acknowl
         r#"{"entityType":"Server","entityId":"s1","action":"start","actor":{"__type":"Pointer","className":"_User","objectId":"missing"},"occurredAt":{"__type":"Date","iso":"2026-11-23T00:00:00.000Z"}}"#,
     );
     assert_eq!(status, 400, "a pointer to nobody: {body}");
+    // The schedule signs a checkpoint of the grown log (listing makes none itself).
+    let bearer = format!("Bearer {token}");
+    let mut sizes = Vec::new();
+    for _ in 0..50 {
+        let (status, body) = http(
+            port,
+            "GET",
+            "/ledger/gxp/checkpoints",
+            &[("Authorization", &bearer)],
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        sizes = v["checkpoints"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|c| c["size"].as_u64())
+            .collect();
+        if sizes.last().is_some_and(|s| *s >= 4) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        sizes.last().is_some_and(|s| *s >= 4),
+        "no periodic checkpoint: {sizes:?}"
+    );
     let (status, metrics) = http(port, "GET", "/metrics", &[], "");
     assert_eq!(status, 200);
     assert!(metrics.contains("http_requests_total"), "{metrics}");

@@ -366,3 +366,169 @@ async fn verification_keys_events_and_export_agree_with_the_chain() {
     // logins, never shrunk.
     assert!(reports[0].last_seq >= head);
 }
+
+/// The app's public key, as the auditor takes it from `/keys`.
+async fn public_key(t: &T) -> ledger::PublicKey {
+    let (_, keys) = get_json(t, "/ledger/gxp/keys", None).await;
+    let hex_key = keys["keys"][0]["publicKey"].as_str().unwrap();
+    let bytes: [u8; 32] = hex::decode(hex_key).unwrap().try_into().unwrap();
+    ledger::PublicKey::from_bytes(bytes)
+}
+
+fn checkpoint(v: &Value) -> ledger::Checkpoint {
+    ledger::Checkpoint::parse(v.as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn checkpoints_and_proofs_verify_offline() {
+    let t = T::new();
+    let (_, manager) = t.session("gxp", "manager").await;
+    let (first, _, _) = story(&t, &manager).await;
+    let (_, auditor) = t.session("gxp", "auditor").await;
+    let key = public_key(&t).await;
+
+    // The first checkpoint is signed on demand and covers the whole durable log.
+    let (status, old) = get_json(&t, "/ledger/gxp/checkpoint", Some(&auditor)).await;
+    assert_eq!(status, StatusCode::OK, "{old}");
+    let old_cp = checkpoint(&old["text"]);
+    old_cp.verify(&key).unwrap();
+    let old_size = t.head("gxp");
+    assert_eq!(old["size"].as_u64(), Some(old_size));
+    assert_eq!(old_cp.size(), old_size);
+    assert_eq!(old["root"], hex::encode(old_cp.root()));
+
+    // Each event of the record's history is in it.
+    let (_, h) = get_json(
+        &t,
+        &format!("/ledger/gxp/history/ValidationLog/{first}"),
+        Some(&auditor),
+    )
+    .await;
+    for e in h["events"].as_array().unwrap() {
+        let seq = e["seq"].as_u64().unwrap();
+        let (status, p) = get_json(
+            &t,
+            &format!("/ledger/gxp/proof/inclusion?seq={seq}"),
+            Some(&auditor),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{p}");
+        assert_eq!(
+            p["event_hash"], e["hash"],
+            "the proof is for the history's event"
+        );
+        let proof: ledger::InclusionProof = serde_json::from_value(p.clone()).unwrap();
+        let cp = checkpoint(&p["checkpoint"]);
+        cp.verify(&key).unwrap();
+        let hash: [u8; 32] = hex::decode(e["hash"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        proof.verify(&hash, &cp).unwrap();
+        // Another event's hash does not verify with this proof.
+        let mut other = hash;
+        other[0] ^= 1;
+        assert!(proof.verify(&other, &cp).is_err());
+    }
+
+    // The log grows; a new checkpoint extends the old one, provably.
+    t.call(
+        "POST",
+        "/parse/classes/ValidationLog",
+        "gxp",
+        Some(&manager),
+        Some(validation_log()),
+    )
+    .await;
+    let a = t
+        .call(
+            "POST",
+            "/ledger/gxp/checkpoint",
+            "gxp",
+            Some(&auditor),
+            None,
+        )
+        .await;
+    let (status, new) = (a.status, a.body);
+    assert_eq!(status, StatusCode::OK, "{new}");
+    let new_cp = checkpoint(&new["text"]);
+    new_cp.verify(&key).unwrap();
+    assert!(new_cp.size() > old_size);
+    let (status, p) = get_json(
+        &t,
+        &format!("/ledger/gxp/proof/consistency?from={old_size}"),
+        Some(&auditor),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{p}");
+    assert_eq!(p["new_size"].as_u64(), Some(new_cp.size()));
+    assert_eq!(checkpoint(&p["old_checkpoint"]), old_cp);
+    let proof: ledger::ConsistencyProof = serde_json::from_value(p).unwrap();
+    proof.verify(&old_cp, &new_cp).unwrap();
+    // Not against a checkpoint of another size.
+    let (_, p) = get_json(
+        &t,
+        &format!(
+            "/ledger/gxp/proof/consistency?from={}&to={}",
+            old_size - 1,
+            new_cp.size()
+        ),
+        Some(&auditor),
+    )
+    .await;
+    let wrong: ledger::ConsistencyProof = serde_json::from_value(p).unwrap();
+    assert!(wrong.verify(&old_cp, &new_cp).is_err());
+
+    let (_, list) = get_json(&t, "/ledger/gxp/checkpoints", Some(&auditor)).await;
+    let sizes: Vec<u64> = list["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, [old_size, new_cp.size()]);
+    let (_, list) = get_json(
+        &t,
+        &format!("/ledger/gxp/checkpoints?from={}", old_size + 1),
+        Some(&auditor),
+    )
+    .await;
+    assert_eq!(list["checkpoints"].as_array().unwrap().len(), 1);
+
+    // Bad requests name what is wrong; a field-staff user may not ask.
+    let beyond = t.head("gxp") + 10;
+    for (path, needle) in [
+        ("/ledger/gxp/proof/inclusion".to_string(), "seq"),
+        ("/ledger/gxp/proof/inclusion?seq=0".to_string(), "seq"),
+        (
+            "/ledger/gxp/proof/inclusion?seq=5&size=3".to_string(),
+            "seq",
+        ),
+        (
+            format!("/ledger/gxp/proof/inclusion?seq=1&size={beyond}"),
+            &beyond.to_string(),
+        ),
+        ("/ledger/gxp/proof/consistency".to_string(), "from"),
+        (
+            "/ledger/gxp/proof/consistency?from=5&to=3".to_string(),
+            "from",
+        ),
+        (
+            format!("/ledger/gxp/proof/consistency?from=1&to={beyond}"),
+            &beyond.to_string(),
+        ),
+        (
+            format!("/ledger/gxp/proof/consistency?from={beyond}"),
+            &beyond.to_string(),
+        ),
+    ] {
+        let (status, v) = get_json(&t, &path, Some(&auditor)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(needle), "{path}: {v}");
+    }
+    let (_, staff) = t.session("gxp", "field_staff").await;
+    let (status, _) = get_json(&t, "/ledger/gxp/proof/inclusion?seq=1", Some(&staff)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = get_json(&t, "/ledger/gxp/checkpoint", Some(&staff)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -47,6 +47,27 @@ pub enum SignatureMeaning {
     Responsibility,
 }
 
+/// What an audit-trail review covered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReviewScope {
+    /// One record's history, up to the review's `through_seq`.
+    Record {
+        /// The class.
+        class: String,
+        /// The record.
+        object_id: String,
+    },
+    /// Everything recorded on one calendar day of a time zone.
+    Day {
+        /// The day, `YYYY-MM-DD`.
+        date: String,
+        /// The IANA time zone the day is read in.
+        tz: String,
+        /// The day's first event (`None`: nothing happened that day).
+        first_seq: Option<u64>,
+    },
+}
+
 /// What to record. Records of class `_User` become `user.*` events; all others `record.*`.
 #[derive(Clone, Debug)]
 pub enum Command {
@@ -133,6 +154,17 @@ pub enum Command {
         user_id: String,
         /// How many failed attempts led to it.
         failed_attempts: u32,
+    },
+    /// A signed audit-trail review: the actor examined the trail in `scope` up to and
+    /// including event `through_seq` (0 only for an empty day); the event binds that
+    /// event's hash.
+    ReviewAuditTrail {
+        /// What was reviewed.
+        scope: ReviewScope,
+        /// The last event examined.
+        through_seq: u64,
+        /// The reviewer's printed name.
+        printed_name: String,
     },
 }
 

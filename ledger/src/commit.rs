@@ -589,14 +589,7 @@ impl Builder {
                         latest,
                     });
                 }
-                let version_hash = match self.overlay.hashes.get(&(app.to_string(), version_seq)) {
-                    Some((_, h)) => *h,
-                    None => {
-                        read_event(&*self.shared.store, app, version_seq)
-                            .map_err(|e| AppendError::WriteFailed(e.to_string()))?
-                            .hash
-                    }
-                };
+                let version_hash = self.event_hash_of(app, version_seq)?;
                 Draft {
                     kind: EventKind::RecordSigned,
                     subject: subject(&class, &object_id),
@@ -695,6 +688,84 @@ impl Builder {
                     schema: None,
                 }
             }
+            Command::ReviewAuditTrail {
+                scope,
+                through_seq,
+                printed_name,
+            } => {
+                check_text("printed_name", &printed_name, MAX_ACTOR_FIELD, false)?;
+                let head = self.apps.get(app).map_or(0, |s| s.head.seq);
+                if through_seq > head {
+                    return Err(bad(
+                        "through_seq",
+                        format!("event {through_seq} does not exist (the head is {head})"),
+                    ));
+                }
+                let through_hash = match through_seq {
+                    0 => None,
+                    n => Some(hex::encode(self.event_hash_of(app, n)?)),
+                };
+                match scope {
+                    ReviewScope::Record { class, object_id } => {
+                        if matches!(
+                            self.record_state(app, &class, &object_id)?,
+                            RecordState::Absent
+                        ) {
+                            return Err(AppendError::NotFound { class, object_id });
+                        }
+                        if through_seq == 0 {
+                            return Err(bad(
+                                "through_seq",
+                                "a record's review names the last event examined",
+                            ));
+                        }
+                        Draft {
+                            kind: EventKind::AuditTrailReviewed,
+                            subject: subject(&class, &object_id),
+                            payload: json!({"scope": "record", "through_seq": through_seq,
+                                "through_hash": through_hash, "printed_name": printed_name}),
+                            indexed: true,
+                            mark: None,
+                            schema: None,
+                        }
+                    }
+                    ReviewScope::Day {
+                        date,
+                        tz,
+                        first_seq,
+                    } => {
+                        if chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d").is_err() {
+                            return Err(bad(
+                                "date",
+                                format!("{date:?} is not a date (YYYY-MM-DD)"),
+                            ));
+                        }
+                        check_text("tz", &tz, MAX_ACTOR_FIELD, false)?;
+                        match first_seq {
+                            Some(f) if f == 0 || f > through_seq => {
+                                return Err(bad(
+                                    "first_seq",
+                                    format!("{f} is not between 1 and through_seq {through_seq}"),
+                                ))
+                            }
+                            None if through_seq != 0 => {
+                                return Err(bad("first_seq", "a day with events names its first"))
+                            }
+                            _ => {}
+                        }
+                        Draft {
+                            kind: EventKind::AuditTrailReviewed,
+                            subject: None,
+                            payload: json!({"scope": "day", "date": date, "tz": tz,
+                                "first_seq": first_seq, "through_seq": through_seq,
+                                "through_hash": through_hash, "printed_name": printed_name}),
+                            indexed: false,
+                            mark: None,
+                            schema: None,
+                        }
+                    }
+                }
+            }
             Command::AccountLocked {
                 user_id,
                 failed_attempts,
@@ -710,6 +781,16 @@ impl Builder {
                 }
             }
         })
+    }
+
+    /// The hash of event `seq` of `app` (in flight or stored); `seq` must exist.
+    fn event_hash_of(&self, app: &str, seq: u64) -> Result<Hash32, AppendError> {
+        match self.overlay.hashes.get(&(app.to_string(), seq)) {
+            Some((_, h)) => Ok(*h),
+            None => Ok(read_event(&*self.shared.store, app, seq)
+                .map_err(|e| AppendError::WriteFailed(e.to_string()))?
+                .hash),
+        }
     }
 
     fn latest_data_version(&self, app: &str, class: &str, id: &str) -> Result<u64, AppendError> {

@@ -111,6 +111,9 @@ event_kinds! {
     AccessDenied = 15, "access.denied";
     /// An account was locked after failed attempts.
     AccountLocked = 16, "account.locked";
+    /// A reviewer examined an audit trail (a record's history, or a day) and signed that
+    /// they did (FDA data-integrity guidance: audit-trail review is itself recorded).
+    AuditTrailReviewed = 17, "audit_trail.reviewed";
 }
 
 impl EventKind {

@@ -52,7 +52,7 @@ mod verify_store;
 
 pub use checkpoint::{Checkpoint, CheckpointConfig, CheckpointError};
 pub use command::{
-    AppendError, AppendRequest, Appended, Command, SignatureMeaning, MAX_ACTOR_FIELD,
+    AppendError, AppendRequest, Appended, Command, ReviewScope, SignatureMeaning, MAX_ACTOR_FIELD,
     MAX_IDEMPOTENCY_KEY, MAX_PAYLOAD, MAX_REASON,
 };
 pub use event::{Actor, Event, EventKind, Hash32, KeyId, Subject};

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use common::*;
 use ledger::schema::{FieldDef, FieldType, SchemaChange};
 use ledger::{
-    AppendError, Command, EventKind, FailureKind, Ledger, SignatureMeaning, Timestamp, VerifyMode,
-    VerifyPolicy,
+    AppendError, Command, EventKind, FailureKind, Ledger, ReviewScope, SignatureMeaning, Timestamp,
+    VerifyMode, VerifyPolicy,
 };
 use serde_json::{json, Value};
 
@@ -118,6 +118,39 @@ fn every_kind_of_change_is_chained_and_verifies() {
         }),
     ))
     .expect("schema");
+    let reviewed = l
+        .append(req(
+            "gxp",
+            Command::ReviewAuditTrail {
+                scope: ReviewScope::Record {
+                    class: "ValidationLog".into(),
+                    object_id: id.clone(),
+                },
+                through_seq: signed.event.seq,
+                printed_name: "Quinn Lead".into(),
+            },
+        ))
+        .expect("review");
+    assert_eq!(reviewed.event.kind, EventKind::AuditTrailReviewed);
+    let rp: Value =
+        serde_json::from_slice(reviewed.event.payload.as_deref().expect("payload")).expect("json");
+    assert_eq!(rp["through_hash"], hex::encode(signed.event.hash));
+    assert_eq!(rp["scope"], "record");
+    let day = l
+        .append(req(
+            "gxp",
+            Command::ReviewAuditTrail {
+                scope: ReviewScope::Day {
+                    date: "2026-11-23".into(),
+                    tz: "Europe/Paris".into(),
+                    first_seq: Some(1),
+                },
+                through_seq: reviewed.event.seq,
+                printed_name: "Quinn Lead".into(),
+            },
+        ))
+        .expect("day review");
+    assert_eq!(day.event.subject, None);
     let del = l
         .append(req(
             "gxp",
@@ -139,6 +172,7 @@ fn every_kind_of_change_is_chained_and_verifies() {
             EventKind::RecordCreated,
             EventKind::RecordUpdated,
             EventKind::RecordSigned,
+            EventKind::AuditTrailReviewed,
             EventKind::RecordDeleted
         ]
     );
@@ -812,4 +846,58 @@ fn a_password_field_is_secret_however_it_is_declared() {
     let e = create(&l, "gxp", "ComplianceLog", json!({"title": "t", "category": "c", "owner": pointer("_User", &u), "reviewStatus": "open", "password": "hunter2"}))
         .expect_err("never stored");
     assert!(e.to_string().contains("secret"), "{e}");
+}
+
+#[test]
+fn an_audit_trail_review_must_name_what_exists() {
+    let (l, _clock) = mem_ledger();
+    let approver = user(&l, "gxp", "mgr");
+    let created = create(&l, "gxp", "ValidationLog", validation_log(&approver)).expect("create");
+    let id = created.event.subject.clone().expect("subject").object_id;
+    let head = l.head("gxp").expect("head").seq;
+    let record = |object_id: &str| ReviewScope::Record {
+        class: "ValidationLog".into(),
+        object_id: object_id.into(),
+    };
+    let day = |date: &str, first_seq| ReviewScope::Day {
+        date: date.into(),
+        tz: "UTC".into(),
+        first_seq,
+    };
+    for (scope, through_seq, printed_name, needle) in [
+        (record(&id), head + 1, "Q", "does not exist"),
+        (record(&id), 0, "Q", "last event examined"),
+        (record("nosuchrecord"), head, "Q", "nosuchrecord"),
+        (record(&id), head, "", "printed_name"),
+        (day("2026-13-01", Some(1)), head, "Q", "2026-13-01"),
+        (day("2026-11-23", None), head, "Q", "first_seq"),
+        (day("2026-11-23", Some(head + 1)), head, "Q", "first_seq"),
+    ] {
+        let err = l
+            .append(req(
+                "gxp",
+                Command::ReviewAuditTrail {
+                    scope: scope.clone(),
+                    through_seq,
+                    printed_name: printed_name.into(),
+                },
+            ))
+            .expect_err("refused");
+        assert!(err.to_string().contains(needle), "{scope:?}: {err}");
+        assert_eq!(l.head("gxp").expect("head").seq, head, "nothing written");
+    }
+    // An empty day is reviewed with nothing examined.
+    let e = l
+        .append(req(
+            "gxp",
+            Command::ReviewAuditTrail {
+                scope: day("2026-11-01", None),
+                through_seq: 0,
+                printed_name: "Q".into(),
+            },
+        ))
+        .expect("empty day");
+    let p: Value =
+        serde_json::from_slice(e.event.payload.as_deref().expect("payload")).expect("json");
+    assert_eq!(p["through_hash"], Value::Null);
 }

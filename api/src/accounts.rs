@@ -210,8 +210,6 @@ pub fn login(state: &State, app: &str, username: &str, password: &str) -> ApiRes
         ));
     }
     let invalid = || ApiError::not_found("Invalid username/password.");
-    let policy = state.config.policy(app).clone();
-    let now = state.clock.now();
     let user_id = state.auth.user_by_name(app, username).map_err(store_err)?;
     let found = match &user_id {
         Some(id) => state.record(app, USER_CLASS, id)?.map(|r| (id.clone(), r)),
@@ -228,12 +226,44 @@ pub fn login(state: &State, app: &str, username: &str, password: &str) -> ApiRes
         return Err(invalid());
     };
     let actor = actor_of(&user_id, &record);
-    let mut fails = state.auth.failures(app, &user_id).map_err(store_err)?;
+    if let Err(e) = check_password(state, app, &user_id, &actor, username, password, "login") {
+        return Err(if e.code == code::OBJECT_NOT_FOUND {
+            invalid()
+        } else {
+            e
+        });
+    }
+    open_session(state, app, &user_id, actor)
+}
+
+/// Checks `password` for an account, under the lock and failure rules of the app's
+/// policy: a locked account is refused (and the attempt recorded); a wrong password is
+/// recorded as a `session.login_failed` event (`detail` says what was attempted), counts
+/// toward the lock, and locks the account (an `account.locked` event) at the limit; a
+/// right one clears the count. Refusals: 403 (locked), 404 code 101 (wrong password).
+pub fn check_password(
+    state: &State,
+    app: &str,
+    user_id: &str,
+    actor: &Actor,
+    username: &str,
+    password: &str,
+    what: &str,
+) -> ApiResult<()> {
+    let policy = state.config.policy(app).clone();
+    let now = state.clock.now();
+    let mut fails = state.auth.failures(app, user_id).map_err(store_err)?;
     if let Some(until) = fails.locked_until_us {
         if now.0 < until {
-            failed(state, app, actor, username, "account locked")?;
+            failed(
+                state,
+                app,
+                actor.clone(),
+                username,
+                &format!("{what}: account locked"),
+            )?;
             return Err(ApiError::forbidden(format!(
-                "account {username:?} is locked after {} failed logins until {}; an admin can unlock it sooner",
+                "account {username:?} is locked after {} failed attempts until {}; an admin can unlock it sooner",
                 fails.count,
                 Timestamp(until).to_rfc3339()
             )));
@@ -242,7 +272,7 @@ pub fn login(state: &State, app: &str, username: &str, password: &str) -> ApiRes
     }
     let phc = state
         .auth
-        .credential(app, &user_id)
+        .credential(app, user_id)
         .map_err(store_err)?
         .map(|c| c.phc);
     if !phc.is_some_and(|phc| verify_password(password, &phc)) {
@@ -253,30 +283,44 @@ pub fn login(state: &State, app: &str, username: &str, password: &str) -> ApiRes
         }
         state
             .auth
-            .set_failures(app, &user_id, &fails)
+            .set_failures(app, user_id, &fails)
             .map_err(store_err)?;
-        failed(state, app, actor.clone(), username, "wrong password")?;
+        let detail = if what == "login" {
+            "wrong password".to_string()
+        } else {
+            format!("{what}: wrong password")
+        };
+        failed(state, app, actor.clone(), username, &detail)?;
         if lock {
             state.append(
                 app,
-                actor,
+                actor.clone(),
                 None,
                 None,
                 Command::AccountLocked {
-                    user_id: user_id.clone(),
+                    user_id: user_id.to_string(),
                     failed_attempts: fails.count,
                 },
             )?;
         }
-        return Err(invalid());
+        return Err(ApiError::not_found(format!(
+            "Invalid username/password. (failed attempt {} of {}{})",
+            fails.count,
+            policy.max_failed_logins,
+            if lock {
+                "; the account is now locked"
+            } else {
+                ""
+            }
+        )));
     }
     if fails != Failures::default() {
         state
             .auth
-            .set_failures(app, &user_id, &Failures::default())
+            .set_failures(app, user_id, &Failures::default())
             .map_err(store_err)?;
     }
-    open_session(state, app, &user_id, actor)
+    Ok(())
 }
 
 /// Opens a session for a user whose identity was just established, and records it.

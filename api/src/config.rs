@@ -24,6 +24,20 @@ pub struct AppPolicy {
     /// Whether `POST /users` (sign-up) is open. Signed-up accounts have no role until an
     /// admin grants one, so they can read nothing but themselves.
     pub allow_signup: bool,
+    /// Classes whose updates and deletes need a reason for change (`X-Audit-Reason` or
+    /// `_Reason`); `["*"]` for every class. `None` (the default): every class of the
+    /// `gxp` app (GxP record-keeping asks why data changed), none elsewhere.
+    pub require_reason: Option<Vec<String>>,
+}
+
+impl AppPolicy {
+    /// Whether changing or deleting a record of `class` in `app` needs a reason.
+    pub fn reason_required(&self, app: &str, class: &str) -> bool {
+        match &self.require_reason {
+            Some(classes) => classes.iter().any(|c| c == "*" || c == class),
+            None => app == "gxp" && !class.starts_with('_'),
+        }
+    }
 }
 
 impl Default for AppPolicy {
@@ -34,6 +48,7 @@ impl Default for AppPolicy {
             max_failed_logins: 5,
             lock_secs: 30 * 60,
             allow_signup: true,
+            require_reason: None,
         }
     }
 }

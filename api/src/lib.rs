@@ -5,7 +5,8 @@
 //!
 //! - [`server`]: the axum router, middleware, metrics, graceful shutdown;
 //! - [`parse`]: the Parse REST surface (request normalisation, dispatch, handlers);
-//! - [`native`]: the ledger's own API under `/ledger/{app}` (history, day, diff, verify…);
+//! - [`native`]: the ledger's own API under `/ledger/{app}` (history, day, diff, verify,
+//!   checkpoints and proofs…); [`esign`]: electronic signatures and audit-trail reviews;
 //! - [`accounts`]: creating users, logging in and out, resolving sessions;
 //! - [`auth`]: password hashing, tokens, the credential store, roles and permissions;
 //! - [`state`]: what requests share; [`config`]: what the server can be told;
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod esign;
 pub mod native;
 pub mod parse;
 pub mod server;

@@ -53,10 +53,11 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/{app}/checkpoints", get(checkpoints))
         .route("/{app}/proof/inclusion", get(inclusion))
         .route("/{app}/proof/consistency", get(consistency))
+        .merge(crate::esign::routes())
 }
 
 /// Runs blocking work off the runtime.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     state: Arc<State>,
     f: impl FnOnce(&State) -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
@@ -65,7 +66,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("request handler failed: {e}")))?
 }
 
-fn token(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn token(headers: &HeaderMap) -> Option<String> {
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
     h("x-parse-session-token")
         .map(str::to_string)
@@ -78,7 +79,12 @@ fn token(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The caller, who must hold an audit role.
-fn auditor(state: &State, app: &str, headers: &HeaderMap, what: &str) -> ApiResult<Caller> {
+pub(crate) fn auditor(
+    state: &State,
+    app: &str,
+    headers: &HeaderMap,
+    what: &str,
+) -> ApiResult<Caller> {
     state.known_app(Some(app))?;
     let caller = accounts::caller(state, app, token(headers).as_deref())?;
     if caller.role.is_some_and(|r| audit_roles().contains(r)) {
@@ -96,13 +102,13 @@ fn auditor(state: &State, app: &str, headers: &HeaderMap, what: &str) -> ApiResu
     )))
 }
 
-fn with_seq(mut resp: Response, seq: u64) -> Response {
+pub(crate) fn with_seq(mut resp: Response, seq: u64) -> Response {
     resp.headers_mut()
         .insert(SEQ_HEADER, HeaderValue::from(seq));
     resp
 }
 
-fn result(r: ApiResult<Response>) -> Response {
+pub(crate) fn result(r: ApiResult<Response>) -> Response {
     r.unwrap_or_else(IntoResponse::into_response)
 }
 

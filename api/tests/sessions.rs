@@ -54,7 +54,7 @@ async fn login_logout_and_failed_logins_are_events_and_lock_the_account() {
         .await;
     assert_eq!((a.status, a.code()), (StatusCode::FORBIDDEN, Some(119)));
     assert!(
-        a.error().contains("locked after 3 failed logins"),
+        a.error().contains("locked after 3 failed attempts"),
         "{}",
         a.error()
     );

@@ -64,6 +64,7 @@ pub struct AuthStore {
     creds: sled::Tree,
     names: sled::Tree,
     sessions: sled::Tree,
+    signers: sled::Tree,
     failures: sled::Tree,
     meta: sled::Tree,
 }
@@ -109,6 +110,7 @@ impl AuthStore {
             creds: db.open_tree("cred")?,
             names: db.open_tree("name")?,
             sessions: db.open_tree("session")?,
+            signers: db.open_tree("signer")?,
             failures: db.open_tree("fail")?,
             meta: db.open_tree("meta")?,
             db,
@@ -182,7 +184,21 @@ impl AuthStore {
     /// Ends a session.
     pub fn remove_session(&self, token: &str) -> Result<()> {
         self.sessions.remove(token_digest(token))?;
+        self.signers.remove(token_digest(token))?;
         self.flush()
+    }
+
+    /// Whether the session's user has signed in it (so later signatures in the same
+    /// session need only the password; 21 CFR 11.200(a)(1)(i)).
+    pub fn has_signed(&self, token: &str) -> Result<bool> {
+        Ok(self.signers.contains_key(token_digest(token))?)
+    }
+
+    /// Records that the session's user signed in it (not flushed: losing it only asks
+    /// for the username again).
+    pub fn mark_signed(&self, token: &str) -> Result<()> {
+        self.signers.insert(token_digest(token), &[1u8])?;
+        Ok(())
     }
 
     /// Ends every session of a user (password change, deactivation).
@@ -192,6 +208,7 @@ impl AuthStore {
             let (k, v) = kv?;
             let s: Session = decode("session", &v)?;
             if s.app == app && s.user_id == user_id {
+                self.signers.remove(&k)?;
                 self.sessions.remove(k)?;
                 n += 1;
             }

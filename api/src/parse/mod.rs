@@ -204,6 +204,17 @@ fn batch(state: &State, req: &ParseRequest) -> ApiResult<Reply> {
             None => serde_json::Map::new(),
         };
         sub.data.extend(data);
+        // A sub-request's own reason for change wins over the batch's header.
+        match sub.data.remove("_Reason") {
+            Some(Value::String(r)) if !r.trim().is_empty() => sub.reason = Some(r),
+            None | Some(Value::String(_)) | Some(Value::Null) => {}
+            Some(other) => {
+                return Err(ApiError::bad(
+                    code::INCORRECT_TYPE,
+                    format!("requests[{i}].body._Reason: expected a string, given {other}"),
+                ))
+            }
+        }
         sub.request_id = req.request_id.as_ref().map(|id| format!("{id}:{i}"));
         subs.push(sub);
     }

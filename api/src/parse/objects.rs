@@ -290,6 +290,7 @@ pub fn update_as(
             &r.set,
             &r.unset,
         )?;
+        require_reason(state, caller, req, class, "update")?;
         let a = state.append(
             &caller.app,
             caller.actor(),
@@ -318,6 +319,32 @@ pub fn update_as(
     }
 }
 
+/// Refuses an update or delete without a reason where the app's policy requires one.
+fn require_reason(
+    state: &State,
+    caller: &Caller,
+    req: &ParseRequest,
+    class: &str,
+    op: &str,
+) -> ApiResult<()> {
+    let given = req.reason.as_deref().is_some_and(|r| !r.trim().is_empty());
+    if !given
+        && state
+            .config
+            .policy(&caller.app)
+            .reason_required(&caller.app, class)
+    {
+        return Err(ApiError::bad(
+            code::VALIDATION_ERROR,
+            format!(
+                "reason: {}.{class} requires a reason for change to {op} a record (the X-Audit-Reason header or a _Reason field)",
+                caller.app
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `DELETE /classes/{class}/{objectId}`.
 pub fn delete(
     state: &State,
@@ -328,6 +355,7 @@ pub fn delete(
 ) -> ApiResult<Reply> {
     state.class_def(&caller.app, class)?;
     state.permit(caller, Op::Delete, class, Some(object_id))?;
+    require_reason(state, caller, req, class, "delete")?;
     let a = state.append(
         &caller.app,
         caller.actor(),

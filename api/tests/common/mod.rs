@@ -66,6 +66,9 @@ impl T {
         let projections = Arc::new(Projections::temporary(ledger.clone()).unwrap());
         let mut config = ServerConfig::new("/nonexistent");
         config.password_cost = PasswordCost::for_tests();
+        // Reasons for change are tested on their own (tests/esign.rs); elsewhere gxp
+        // updates need none.
+        config.default_policy.require_reason = Some(vec![]);
         f(&mut config);
         let server = Server::from_parts(
             config,

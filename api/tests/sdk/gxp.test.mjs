@@ -1,6 +1,7 @@
 // The Parse JS SDK against the gxp app, the way a seed-template client drives it: log in,
 // create (single and saveAll) with Dates and Pointers, query with every operator, update,
-// increment-free edits, delete, permission refusals, sessions and log-out.
+// increment-free edits with a reason for change, delete, permission refusals, sessions and
+// log-out.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { Parse, init, RUN, PASSWORD, rejectsWithCode, pluck, rest } from './helpers.mjs';
@@ -370,6 +371,14 @@ test('query.get(id) and first()', async () => {
   assert.equal(await scoped().equalTo('title', 'no such title').first(), undefined);
 
   await rejectsWithCode(new Parse.Query('ComplianceLog').get('NoSuchId00'), E.OBJECT_NOT_FOUND, 'get of a missing id');
+});
+
+test('a gxp change needs a reason: refused without one, accepted with X-Audit-Reason', async () => {
+  s.alpha.set('reviewStatus', 'in_review');
+  await rejectsWithCode(s.alpha.save(), E.VALIDATION_ERROR, 'update without a reason');
+  s.alpha.revert();
+  // A client sends the reason as a header on its writes (or as a _Reason field).
+  Parse.CoreManager.set('REQUEST_HEADERS', { 'X-Audit-Reason': 'SDK suite: periodic review' });
 });
 
 test('update with set and unset', async () => {

@@ -7,6 +7,7 @@
 //! - [`parse`]: the Parse REST surface (request normalisation, dispatch, handlers);
 //! - [`native`]: the ledger's own API under `/ledger/{app}` (history, day, diff, verify,
 //!   checkpoints and proofs…); [`esign`]: electronic signatures and audit-trail reviews;
+//!   [`live`]: live changes over Server-Sent Events;
 //! - [`accounts`]: creating users, logging in and out, resolving sessions;
 //! - [`auth`]: password hashing, tokens, the credential store, roles and permissions;
 //! - [`state`]: what requests share; [`config`]: what the server can be told;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod esign;
+pub mod live;
 pub mod native;
 pub mod parse;
 pub mod server;

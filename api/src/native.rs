@@ -32,7 +32,7 @@ use crate::server::SEQ_HEADER;
 use crate::state::State;
 
 /// Roles that may read audit trails as a whole.
-fn audit_roles() -> Roles {
+pub(crate) fn audit_roles() -> Roles {
     Roles::of(&[Role::Admin, Role::Manager, Role::QaReviewer, Role::Auditor])
 }
 
@@ -54,6 +54,7 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/{app}/proof/inclusion", get(inclusion))
         .route("/{app}/proof/consistency", get(consistency))
         .merge(crate::esign::routes())
+        .merge(crate::live::routes())
 }
 
 /// Runs blocking work off the runtime.

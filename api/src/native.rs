@@ -41,6 +41,7 @@ pub fn routes() -> Router<Arc<State>> {
     Router::new()
         .route("/{app}/keys", get(keys))
         .route("/{app}/verify", get(verify))
+        .route("/{app}/classes/{class}", get(class_query))
         .route("/{app}/history/{class}/{id}", get(history))
         .route("/{app}/day/{when}", get(day))
         .route("/{app}/diff", get(diff))
@@ -182,6 +183,40 @@ async fn verify(
         })
         .await,
     )
+}
+
+/// `GET /ledger/{app}/classes/{class}?where=…&order=…&limit=…&asOf=WHEN|asOfSeq=N&tz=…`:
+/// the Parse class query (same parameters, same answer, `X-Ledger-Seq`), with the
+/// session as a bearer token; `asOf` makes it the class as it stood then.
+async fn class_query(
+    Extract(state): Extract<Arc<State>>,
+    Path((app, class)): Path<(String, String)>,
+    uri: axum::http::Uri,
+    mut headers: HeaderMap,
+) -> Response {
+    let result = blocking(state, move |s| {
+        let app_id = HeaderValue::from_str(&app).map_err(|_| {
+            ApiError::bad(code::INVALID_QUERY, format!("app: {app:?} is not a name"))
+        })?;
+        headers.insert("x-parse-application-id", app_id);
+        if let Some(t) = token(&headers).and_then(|t| HeaderValue::from_str(&t).ok()) {
+            headers.insert("x-parse-session-token", t);
+        }
+        let req = crate::parse::request::ParseRequest::from_http(
+            axum::http::Method::GET,
+            &format!("/classes/{class}"),
+            uri.query(),
+            &headers,
+            &[],
+            s.config.max_json_depth,
+        )?;
+        crate::parse::dispatch(s, &req)
+    })
+    .await;
+    match result {
+        Ok(reply) => crate::server::reply_response(reply),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// `GET /ledger/{app}/history/{class}/{id}`: every event of one record with its diffs.

@@ -345,7 +345,7 @@ async fn not_found(method: Method, uri: Uri) -> Response {
     .into_response()
 }
 
-fn reply_response(r: Reply) -> Response {
+pub(crate) fn reply_response(r: Reply) -> Response {
     let mut resp = (r.status, Json(r.body)).into_response();
     if let Some(seq) = r.seq {
         resp.headers_mut()

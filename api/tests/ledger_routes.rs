@@ -532,3 +532,43 @@ async fn checkpoints_and_proofs_verify_offline() {
     let (status, _) = get_json(&t, "/ledger/gxp/checkpoint", Some(&staff)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_native_class_query_reads_the_class_now_and_as_it_stood() {
+    let t = T::new();
+    let (_, manager) = t.session("gxp", "manager").await;
+    let (first, second, middle) = story(&t, &manager).await;
+    let (_, staff) = t.session("gxp", "field_staff").await;
+    let ids = |v: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["objectId"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let (status, headers, body) = get(&t, "/ledger/gxp/classes/ValidationLog", Some(&staff)).await;
+    let now: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, StatusCode::OK, "{now}");
+    assert_eq!(ids(&now), [second.clone()]);
+    assert!(headers.contains_key("x-ledger-seq"));
+    let (_, then) = get_json(
+        &t,
+        &format!("/ledger/gxp/classes/ValidationLog?asOfSeq={middle}&where=%7B%22result%22%3A%22fail%22%7D"),
+        Some(&staff),
+    )
+    .await;
+    assert_eq!(ids(&then), [first], "{then}");
+    let (status, v) = get_json(
+        &t,
+        "/ledger/gxp/classes/ValidationLog?asOf=someday",
+        Some(&staff),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("someday"), "{v}");
+    let (status, _) = get_json(&t, "/ledger/gxp/classes/ValidationLog", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -552,7 +552,7 @@ async fn the_native_class_query_reads_the_class_now_and_as_it_stood() {
     let (status, headers, body) = get(&t, "/ledger/gxp/classes/ValidationLog", Some(&staff)).await;
     let now: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(status, StatusCode::OK, "{now}");
-    assert_eq!(ids(&now), [second.clone()]);
+    assert_eq!(ids(&now), [second]);
     assert!(headers.contains_key("x-ledger-seq"));
     let (_, then) = get_json(
         &t,

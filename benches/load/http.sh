@@ -28,7 +28,7 @@ wrk.method = "POST"
 wrk.headers["X-Parse-Application-Id"] = "gxp"
 wrk.headers["X-Parse-Session-Token"] = "$TOKEN"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"protocolId":"PQ-LOAD","testedSystem":"LIMS","result":"pass","executedAt":{"__type":"Date","iso":"2026-11-20T10:00:00.000Z"},"evidenceUrl":"https://docs.example.org/evidence/pq-load.pdf"}'
+wrk.body = '{"protocolId":"PQ-LOAD","testedSystem":"LIMS","result":"Pass","executedAt":{"__type":"Date","iso":"2026-11-20T10:00:00.000Z"},"evidenceUrl":"https://docs.example.org/evidence/pq-load.pdf"}'
 done = function(summary, latency, requests)
   io.write(string.format("non-2xx or errors: %d\n", summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
@@ -49,7 +49,7 @@ done = function(summary, latency, requests)
   io.write(string.format("non-2xx or errors: %d\n", summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 LUA
-Q=$(python3 -c 'import urllib.parse,json; print(urllib.parse.urlencode({"where": json.dumps({"result": "fail"}), "order": "-executedAt", "limit": 10}))')
+Q=$(python3 -c 'import urllib.parse,json; print(urllib.parse.urlencode({"where": json.dumps({"result": "Fail"}), "order": "-executedAt", "limit": 10}))')
 echo "== GET /parse/classes/ValidationLog?$Q, 64 connections, ${SECS}s"
 wrk -t2 -c64 -d${SECS}s --latency -s "$LUA" "http://127.0.0.1:$PORT/parse/classes/ValidationLog?$Q"
 rm -f "$LUA"

@@ -99,6 +99,11 @@ fn where_() -> impl Strategy<Value = Option<Value>> {
         any::<bool>().prop_map(|b| json!({"due": {"$exists": b}})),
         (value_for("name"), value_for("ok"))
             .prop_map(|(n, o)| json!({"$or": [{"name": n}, {"ok": o}]})),
+        // Equalities the planner groups an index by (String, Boolean), with more.
+        any::<bool>().prop_map(|b| json!({"ok": b})),
+        (value_for("name"), value_for("note")).prop_map(|(n, m)| json!({"name": n, "note": m})),
+        (value_for("note"), value_for("qty"))
+            .prop_map(|(n, q)| json!({"note": {"$eq": n}, "qty": {"$gte": q}})),
     ])
 }
 

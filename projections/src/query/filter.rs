@@ -111,6 +111,15 @@ impl Filter {
         }
     }
 
+    /// Every conjunctive plain/`$eq` constraint: each field and the value it requires.
+    pub(super) fn equalities(&self) -> Vec<(&FieldRef, &Value)> {
+        match self {
+            Filter::And(fs) => fs.iter().flat_map(Filter::equalities).collect(),
+            Filter::Field(ff) => ff.eq.as_ref().map(|v| (&ff.field, v)).into_iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The value a conjunctive plain/`$eq` constraint requires of `field`.
     pub(super) fn equality_on(&self, field: &str) -> Option<&Value> {
         match self {

@@ -3,24 +3,35 @@
 //!
 //! An [`OrderIndex`] lists every live record of a class (records without a value for the
 //! field included) by its sort key for one field, in the query language's total order
-//! (the `SortKey` order), objectId breaking ties. [`Query::run_indexed`] walks the index of
-//! a query's first `order` field in the query's direction, fetches the records it meets,
+//! (the `SortKey` order), objectId breaking ties. An index may first group the records by
+//! their value of an equality field (a String or Boolean the query's `where` pins, such
+//! as `status = "Fail"`): the walk then visits only that group, so a selective equality
+//! does not make it wade through every other record. [`Query::run_indexed`] walks the
+//! index of a query's first `order` field (in the group of its equality, if the index has
+//! one) in the query's direction, fetches the records it meets,
 //! keeps those matching `where`, sorts each run of records sharing the first key by the
 //! remaining keys, and stops once `skip + limit` matches are complete: the result is
 //! exactly what [`Query::run`] gives over the whole class. The projector builds indexes on
 //! first use and keeps them in step with each applied chunk (see `read.rs`, `projector.rs`).
 
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
 
 use super::fields::FieldRef;
 use super::order::{field_key, OwnedKey};
+use super::value::{SortKey, Val};
 use super::{Query, QueryOutput};
 use crate::record::Record;
 
-/// The field an index orders by.
+/// What an index is over: the field it orders by, and the equality field (if any) whose
+/// value groups the records first.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct IndexField(FieldRef);
+pub(crate) struct IndexField {
+    eq: Option<FieldRef>,
+    order: FieldRef,
+}
 
 /// One index entry: a record's sort key for the field, and its objectId.
 #[derive(Debug, Clone)]
@@ -61,49 +72,99 @@ impl Ord for Entry {
     }
 }
 
-/// Every live record of a class, ordered by its sort key for one field.
+/// A group's key: a record's sort key for the equality field (`Missing` for an index
+/// without one).
+#[derive(Debug, Clone)]
+struct GroupKey(OwnedKey);
+
+impl PartialEq for GroupKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for GroupKey {}
+
+impl PartialOrd for GroupKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for GroupKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.view().cmp(&other.0.view())
+    }
+}
+
+/// Every live record of a class, grouped by its value of the equality field (one group
+/// if none), each group ordered by its sort key for the order field.
 #[derive(Debug, Clone)]
 pub(crate) struct OrderIndex {
     field: IndexField,
-    entries: BTreeSet<Entry>,
+    groups: BTreeMap<GroupKey, BTreeSet<Entry>>,
 }
 
 impl OrderIndex {
+    fn group_of(field: &IndexField, r: &Record) -> GroupKey {
+        GroupKey(match &field.eq {
+            Some(f) => OwnedKey::of(field_key(f, r)),
+            None => OwnedKey::Missing,
+        })
+    }
+
     /// Builds the index of `field` over `records` (a class's live records); stops at the
     /// first error.
     pub(crate) fn build<E>(
         field: &IndexField,
         records: impl IntoIterator<Item = Result<Record, E>>,
     ) -> Result<OrderIndex, E> {
-        let mut entries = BTreeSet::new();
-        for r in records {
-            entries.insert(Entry::of(&field.0, &r?));
-        }
-        Ok(OrderIndex {
+        let mut index = OrderIndex {
             field: field.clone(),
-            entries,
-        })
+            groups: BTreeMap::new(),
+        };
+        for r in records {
+            index.update(None, Some(&r?));
+        }
+        Ok(index)
     }
 
     /// Records that record `id` went from `old` to `new` (`None`: not live).
     pub(crate) fn update(&mut self, old: Option<&Record>, new: Option<&Record>) {
         if let Some(old) = old {
-            self.entries.remove(&Entry::of(&self.field.0, old));
+            let g = Self::group_of(&self.field, old);
+            if let Some(set) = self.groups.get_mut(&g) {
+                set.remove(&Entry::of(&self.field.order, old));
+                if set.is_empty() {
+                    self.groups.remove(&g);
+                }
+            }
         }
         if let Some(new) = new {
-            self.entries.insert(Entry::of(&self.field.0, new));
+            self.groups
+                .entry(Self::group_of(&self.field, new))
+                .or_default()
+                .insert(Entry::of(&self.field.order, new));
         }
     }
 }
 
 impl Query {
-    /// The field whose index can answer this query: its first `order` field, when the
-    /// query asks for at least one result and no count (a count needs every match).
+    /// The index that can answer this query: over its first `order` field, when the
+    /// query asks for at least one result and no count (a count needs every match);
+    /// grouped by the first field the `where` pins to a String or Boolean, if any.
     pub(crate) fn index_field(&self) -> Option<IndexField> {
         if self.limit == 0 || self.count {
             return None;
         }
-        self.order_keys.first().map(|k| IndexField(k.field.clone()))
+        let order = self.order_keys.first()?.field.clone();
+        let eq = self
+            .filter
+            .equalities()
+            .into_iter()
+            .find(|(f, v)| **f != order && matches!(v, Value::String(_) | Value::Bool(_)))
+            .map(|(f, _)| f.clone());
+        Some(IndexField { eq, order })
     }
 
     /// Answers the query by walking `index` (the index of [`Query::index_field`], in step
@@ -119,14 +180,39 @@ impl Query {
         let Some(first) = self.order_keys.first() else {
             return Ok(None);
         };
-        if index.field.0 != first.field || self.limit == 0 || self.count {
+        if index.field.order != first.field || self.limit == 0 || self.count {
             return Ok(None);
         }
+        // The group to walk: the one of the equality's value (every record matching the
+        // equality is in it; none may be, then the answer is empty), or the only one.
+        let group = match &index.field.eq {
+            Some(f) => {
+                let Some(v) = self
+                    .filter
+                    .equalities()
+                    .into_iter()
+                    .find(|(g, _)| *g == f)
+                    .map(|(_, v)| v)
+                else {
+                    return Ok(None);
+                };
+                index
+                    .groups
+                    .get(&GroupKey(OwnedKey::of(SortKey::of(Val::Json(v)))))
+            }
+            None => index.groups.values().next(),
+        };
+        let Some(group) = group else {
+            return Ok(Some(QueryOutput {
+                results: Vec::new(),
+                count: None,
+            }));
+        };
         let want = self.skip.saturating_add(self.limit);
         let entries: Box<dyn Iterator<Item = &Entry>> = if first.desc {
-            Box::new(index.entries.iter().rev())
+            Box::new(group.iter().rev())
         } else {
-            Box::new(index.entries.iter())
+            Box::new(group.iter())
         };
         let mut out: Vec<Record> = Vec::new();
         // The matches sharing the current first key; sorted by the whole order once the

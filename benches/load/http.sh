@@ -10,7 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-15}
 PORT=${PORT:-18181}
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk (Debian package)" >&2
+  { apt-get install -y wrk >&2 || { apt-get update >&2 && apt-get install -y wrk >&2; }; } ||
+    { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
+fi
 cargo build --release -p api >&2
 BIN=target/release/audit-ledger
 DATA=$(mktemp -d)

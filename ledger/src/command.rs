@@ -264,4 +264,7 @@ pub enum AppendError {
     /// The ledger is shutting down.
     #[error("the ledger is closed")]
     Closed,
+    /// The ledger was opened read-only (an auditor's copy): it never appends.
+    #[error("the ledger was opened read-only: nothing can be appended")]
+    ReadOnly,
 }

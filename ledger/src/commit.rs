@@ -161,8 +161,6 @@ struct Draft {
     kind: EventKind,
     subject: Option<Subject>,
     payload: Value,
-    indexed: bool,
-    mark: Option<Mark>,
     /// For a schema change: the app's schema after it.
     schema: Option<Arc<AppSchema>>,
 }
@@ -524,8 +522,6 @@ impl Builder {
                     kind,
                     subject: subject(&class, &id),
                     payload: json!({"fields": fields}),
-                    indexed: true,
-                    mark: None,
                     schema: None,
                 }
             }
@@ -547,8 +543,6 @@ impl Builder {
                     kind,
                     subject: subject(&class, &object_id),
                     payload: json!({"set": set, "unset": unset}),
-                    indexed: true,
-                    mark: None,
                     schema: None,
                 }
             }
@@ -566,8 +560,6 @@ impl Builder {
                     kind,
                     subject: subject(&class, &object_id),
                     payload: json!({}),
-                    indexed: true,
-                    mark: None,
                     schema: None,
                 }
             }
@@ -594,8 +586,6 @@ impl Builder {
                     kind: EventKind::RecordSigned,
                     subject: subject(&class, &object_id),
                     payload: json!({"version_seq": version_seq, "version_hash": hex::encode(version_hash), "meaning": meaning, "printed_name": printed_name}),
-                    indexed: true,
-                    mark: None,
                     schema: None,
                 }
             }
@@ -603,8 +593,6 @@ impl Builder {
                 kind: EventKind::SchemaChanged,
                 subject: None,
                 payload: change.to_json(),
-                indexed: false,
-                mark: Some(Mark::Schema),
                 schema: Some(next_schema(&schema, &change)?),
             },
             Command::ChangeRole {
@@ -618,8 +606,6 @@ impl Builder {
                     kind: EventKind::RoleChanged,
                     subject: subject(USER_CLASS, &user_id),
                     payload: json!({"role": role, "granted": granted}),
-                    indexed: true,
-                    mark: None,
                     schema: None,
                 }
             }
@@ -629,8 +615,6 @@ impl Builder {
                     kind: EventKind::LoginSucceeded,
                     subject: subject(USER_CLASS, &user_id),
                     payload: json!({}),
-                    indexed: false,
-                    mark: None,
                     schema: None,
                 }
             }
@@ -641,8 +625,6 @@ impl Builder {
                     kind: EventKind::LoginFailed,
                     subject: None,
                     payload: json!({"username": username, "detail": detail}),
-                    indexed: false,
-                    mark: None,
                     schema: None,
                 }
             }
@@ -652,8 +634,6 @@ impl Builder {
                     kind: EventKind::Logout,
                     subject: subject(USER_CLASS, &user_id),
                     payload: json!({}),
-                    indexed: false,
-                    mark: None,
                     schema: None,
                 }
             }
@@ -683,8 +663,6 @@ impl Builder {
                     kind: EventKind::AccessDenied,
                     subject: subj,
                     payload: json!({"operation": operation, "class": class, "object_id": object_id}),
-                    indexed: false,
-                    mark: None,
                     schema: None,
                 }
             }
@@ -724,8 +702,6 @@ impl Builder {
                             subject: subject(&class, &object_id),
                             payload: json!({"scope": "record", "through_seq": through_seq,
                                 "through_hash": through_hash, "printed_name": printed_name}),
-                            indexed: true,
-                            mark: None,
                             schema: None,
                         }
                     }
@@ -759,8 +735,6 @@ impl Builder {
                             payload: json!({"scope": "day", "date": date, "tz": tz,
                                 "first_seq": first_seq, "through_seq": through_seq,
                                 "through_hash": through_hash, "printed_name": printed_name}),
-                            indexed: false,
-                            mark: None,
                             schema: None,
                         }
                     }
@@ -775,8 +749,6 @@ impl Builder {
                     kind: EventKind::AccountLocked,
                     subject: subject(USER_CLASS, &user_id),
                     payload: json!({"failed_attempts": failed_attempts}),
-                    indexed: false,
-                    mark: None,
                     schema: None,
                 }
             }
@@ -873,22 +845,12 @@ impl Builder {
             state.schema = next;
         }
         let key = state.key.clone();
-        let sets_state = match draft.kind {
-            EventKind::RecordCreated | EventKind::UserCreated => Some(crate::store::RecordState {
-                deleted: false,
-                since: seq,
-            }),
-            EventKind::RecordDeleted | EventKind::UserDeleted => Some(crate::store::RecordState {
-                deleted: true,
-                since: seq,
-            }),
-            _ => None,
-        };
+        let sets_state = draft.kind.sets_state(seq);
         let group = self.next_group;
         self.overlay
             .hashes
             .insert((app.to_string(), seq), (group, event.hash));
-        let version = match (&event.subject, draft.indexed) {
+        let version = match (&event.subject, draft.kind.in_version_index()) {
             (Some(s), true) => {
                 let key = (app.to_string(), s.class.clone(), s.object_id.clone());
                 let earlier_data = self.overlay.records.get(&key).and_then(|r| r.last_data);
@@ -921,7 +883,7 @@ impl Builder {
                 version,
                 sets_state,
                 idempotency_key: event.idempotency_key.clone(),
-                mark: draft.mark,
+                mark: draft.kind.mark(),
                 tree_nodes,
             },
             event,
@@ -958,8 +920,6 @@ impl Builder {
             kind: EventKind::SchemaChanged,
             subject: None,
             payload: change.to_json(),
-            indexed: false,
-            mark: Some(Mark::Schema),
             schema: Some(schema),
         })?;
         let key = Arc::new(self.shared.keys.create(app)?);
@@ -968,8 +928,6 @@ impl Builder {
             kind: EventKind::AppCreated,
             subject: None,
             payload: json!({"app": app, "format": "audit-ledger/v1", "key": {"key_id": pk.key_id.to_string(), "public_key": pk.hex()}}),
-            indexed: false,
-            mark: Some(Mark::Key),
             schema: None,
         };
         let genesis = prepare(genesis)?;
@@ -1006,8 +964,6 @@ impl Builder {
             kind: EventKind::KeyRotated,
             subject: None,
             payload: json!({"key": {"key_id": pk.key_id.to_string(), "public_key": pk.hex()}, "previous_key_id": old.to_string()}),
-            indexed: false,
-            mark: Some(Mark::Key),
             schema: None,
         };
         let i = self.chain(g, app, actor, None, reason, prepare(draft)?, None)?;

@@ -140,6 +140,50 @@ impl EventKind {
     pub fn deletes_subject(self) -> bool {
         matches!(self, EventKind::RecordDeleted | EventKind::UserDeleted)
     }
+
+    /// Kinds that join their subject's version index (a record's history): data changes,
+    /// deletions, signatures, role changes and audit-trail reviews of one record. Logins,
+    /// refusals and app-level events are found by scanning, not through a record.
+    pub fn in_version_index(self) -> bool {
+        matches!(
+            self,
+            EventKind::RecordCreated
+                | EventKind::RecordUpdated
+                | EventKind::RecordDeleted
+                | EventKind::RecordSigned
+                | EventKind::UserCreated
+                | EventKind::UserUpdated
+                | EventKind::UserDeleted
+                | EventKind::RoleChanged
+                | EventKind::AuditTrailReviewed
+        )
+    }
+
+    /// The list of events the store keeps for this kind, so that the ledger finds schema
+    /// and key events without a scan.
+    pub(crate) fn mark(self) -> Option<crate::store::Mark> {
+        match self {
+            EventKind::SchemaChanged => Some(crate::store::Mark::Schema),
+            EventKind::AppCreated | EventKind::KeyRotated => Some(crate::store::Mark::Key),
+            _ => None,
+        }
+    }
+
+    /// The record state an event of this kind sets, if any: live on creation, deleted on
+    /// deletion.
+    pub(crate) fn sets_state(self, seq: u64) -> Option<crate::store::RecordState> {
+        match self {
+            EventKind::RecordCreated | EventKind::UserCreated => Some(crate::store::RecordState {
+                deleted: false,
+                since: seq,
+            }),
+            EventKind::RecordDeleted | EventKind::UserDeleted => Some(crate::store::RecordState {
+                deleted: true,
+                since: seq,
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for EventKind {

@@ -306,40 +306,41 @@ fn parse_keys(v: &Value) -> Result<Vec<PublicKey>, String> {
         .collect()
 }
 
-/// Verifies every app section of an export. `trusted_genesis`, if given, pins the genesis
-/// keys. A malformed structure (no header, an event outside a section) is an error; a bad
-/// event is a failure in that app's report.
-pub fn verify_export(
+/// An app line as read: the section's app, its declared head and published keys.
+pub(crate) struct AppLine {
+    /// 1-based line number.
+    pub(crate) line: u64,
+    pub(crate) app: String,
+    pub(crate) head: (u64, [u8; 32]),
+    pub(crate) published: Vec<PublicKey>,
+}
+
+/// What a pass over an export meets after the header: a section's start, or an event
+/// line (with its 1-based line number), left unparsed so that callers parse in bulk.
+pub(crate) enum Line {
+    App(AppLine),
+    Event(u64, String),
+}
+
+/// Walks an export: checks the header, reads each app line, hands every line to `on`,
+/// and checks at the end that the sections are the apps the header names. Shared by
+/// [`verify_export`] and [`crate::import`].
+pub(crate) fn walk(
     input: impl BufRead,
-    mode: VerifyMode,
-    trusted_genesis: Option<Vec<PublicKey>>,
-) -> Result<Vec<VerifyReport>, ExportError> {
-    let mut reports = Vec::new();
-    let mut current: Option<ChainVerifier> = None;
-    let mut chunk: Vec<(u64, String)> = Vec::with_capacity(CHUNK);
+    mut on: impl FnMut(Line) -> Result<(), ExportError>,
+) -> Result<(), ExportError> {
     let mut saw_header = false;
+    let mut in_section = false;
     let mut header_apps: Vec<String> = Vec::new();
     let mut section_apps: Vec<String> = Vec::new();
-
-    let flush = |verifier: &mut ChainVerifier, chunk: &mut Vec<(u64, String)>| {
-        verifier.push_with(std::mem::take(chunk), |app, (n, line): (u64, String)| {
-            Item {
-                key: None,
-                summary: parse_event_line(&line)
-                    .map(|e| Summary::of_event(app, &e))
-                    .map_err(|e| format!("line {n}: {e}")),
-            }
-        });
-    };
-
     for (i, line) in input.lines().enumerate() {
         let n = i as u64 + 1;
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        // Event lines are the bulk: they are recognised by their first field and parsed in
-        // parallel later; other lines are parsed here.
+        // Event lines are the bulk: they are recognised by their first field and parsed
+        // later (in parallel, by the verifier); other lines are parsed here.
         let parsed: Option<Value> = if line.starts_with(r#"{"type":"event""#) {
             None
         } else {
@@ -355,16 +356,13 @@ pub fn verify_export(
             Some(v) => v.get("type").and_then(Value::as_str).unwrap_or(""),
         };
         if line_type == "event" {
-            let Some(verifier) = current.as_mut() else {
+            if !in_section {
                 return Err(ExportError::Malformed {
                     line: n,
                     why: "an event line before any app line".into(),
                 });
-            };
-            chunk.push((n, line));
-            if chunk.len() == CHUNK {
-                flush(verifier, &mut chunk);
             }
+            on(Line::Event(n, line))?;
             continue;
         }
         let v = parsed.unwrap_or_default();
@@ -400,32 +398,22 @@ pub fn verify_export(
                         why: "the first line must be the export header".into(),
                     });
                 }
-                if let Some(mut v) = current.take() {
-                    flush(&mut v, &mut chunk);
-                    reports.push(v.finish());
-                }
-                let app =
-                    string(&v, "app").map_err(|why| ExportError::Malformed { line: n, why })?;
-                let published =
-                    parse_keys(&v).map_err(|why| ExportError::Malformed { line: n, why })?;
-                let head_seq = v.get("head_seq").and_then(Value::as_u64).ok_or_else(|| {
-                    ExportError::Malformed {
-                        line: n,
-                        why: "\"head_seq\" must be an integer".into(),
-                    }
-                })?;
-                let head_hash = hex_array::<32>(&v, "head_hash")
-                    .map_err(|why| ExportError::Malformed { line: n, why })?;
-                // A head of 0 declares an empty chain: then any event is beyond it.
-                let expected_head = Some((head_seq, head_hash));
-                let policy = VerifyPolicy {
-                    expected_head,
-                    exact_head: true,
-                    trusted_genesis: trusted_genesis.clone(),
-                    published: Some(published),
-                };
+                let malformed = |why| ExportError::Malformed { line: n, why };
+                let app = string(&v, "app").map_err(malformed)?;
+                let published = parse_keys(&v).map_err(malformed)?;
+                let head_seq = v
+                    .get("head_seq")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| malformed("\"head_seq\" must be an integer".into()))?;
+                let head_hash = hex_array::<32>(&v, "head_hash").map_err(malformed)?;
                 section_apps.push(app.clone());
-                current = Some(ChainVerifier::new(&app, mode, policy));
+                in_section = true;
+                on(Line::App(AppLine {
+                    line: n,
+                    app,
+                    head: (head_seq, head_hash),
+                    published,
+                }))?;
             }
             _ => {
                 return Err(ExportError::Malformed {
@@ -434,10 +422,6 @@ pub fn verify_export(
                 })
             }
         }
-    }
-    if let Some(mut v) = current.take() {
-        flush(&mut v, &mut chunk);
-        reports.push(v.finish());
     }
     if !saw_header {
         return Err(ExportError::Malformed {
@@ -452,6 +436,63 @@ pub fn verify_export(
                 "the header names the apps {header_apps:?}, but the file holds sections for {section_apps:?}"
             ),
         });
+    }
+    Ok(())
+}
+
+/// Verifies every app section of an export. `trusted_genesis`, if given, pins the genesis
+/// keys. A malformed structure (no header, an event outside a section) is an error; a bad
+/// event is a failure in that app's report.
+pub fn verify_export(
+    input: impl BufRead,
+    mode: VerifyMode,
+    trusted_genesis: Option<Vec<PublicKey>>,
+) -> Result<Vec<VerifyReport>, ExportError> {
+    let mut reports = Vec::new();
+    let mut current: Option<ChainVerifier> = None;
+    let mut chunk: Vec<(u64, String)> = Vec::with_capacity(CHUNK);
+
+    let flush = |verifier: &mut ChainVerifier, chunk: &mut Vec<(u64, String)>| {
+        verifier.push_with(std::mem::take(chunk), |app, (n, line): (u64, String)| {
+            Item {
+                key: None,
+                summary: parse_event_line(&line)
+                    .map(|e| Summary::of_event(app, &e))
+                    .map_err(|e| format!("line {n}: {e}")),
+            }
+        });
+    };
+
+    walk(input, |line| {
+        match line {
+            Line::Event(n, text) => {
+                if let Some(verifier) = current.as_mut() {
+                    chunk.push((n, text));
+                    if chunk.len() == CHUNK {
+                        flush(verifier, &mut chunk);
+                    }
+                }
+            }
+            Line::App(a) => {
+                if let Some(mut v) = current.take() {
+                    flush(&mut v, &mut chunk);
+                    reports.push(v.finish());
+                }
+                // A head of 0 declares an empty chain: then any event is beyond it.
+                let policy = VerifyPolicy {
+                    expected_head: Some(a.head),
+                    exact_head: true,
+                    trusted_genesis: trusted_genesis.clone(),
+                    published: Some(a.published),
+                };
+                current = Some(ChainVerifier::new(&a.app, mode, policy));
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(mut v) = current.take() {
+        flush(&mut v, &mut chunk);
+        reports.push(v.finish());
     }
     Ok(reports)
 }

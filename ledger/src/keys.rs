@@ -127,6 +127,25 @@ pub enum KeyStoreError {
         /// The id of the key found inside.
         found: KeyId,
     },
+    /// The ledger was opened read-only and holds no keys.
+    #[error("the ledger was opened read-only: it holds no signing key")]
+    ReadOnly,
+}
+
+/// The key store of a read-only ledger: it holds no key and creates none.
+#[derive(Debug, Default)]
+pub(crate) struct NoKeys;
+
+impl KeyStore for NoKeys {
+    fn create(&self, _app: &str) -> Result<AppKey, KeyStoreError> {
+        Err(KeyStoreError::ReadOnly)
+    }
+    fn load(&self, _app: &str, _id: KeyId) -> Result<Option<AppKey>, KeyStoreError> {
+        Err(KeyStoreError::ReadOnly)
+    }
+    fn retire(&self, _app: &str, _id: KeyId) -> Result<(), KeyStoreError> {
+        Err(KeyStoreError::ReadOnly)
+    }
 }
 
 /// Where apps' private keys are kept.

@@ -171,6 +171,8 @@ impl std::future::Future for Pending {
 /// An open ledger. Cheap to share behind an `Arc`; dropping it finishes in-flight appends.
 pub struct Ledger {
     pub(crate) shared: Arc<Shared>,
+    /// Opened with [`Ledger::open_read_only`]: appends and checkpoints are refused.
+    pub(crate) read_only: bool,
     tx: Option<mpsc::Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -248,12 +250,53 @@ impl Ledger {
         ];
         Ok(Ledger {
             shared,
+            read_only: false,
             tx: Some(tx),
             threads,
         })
     }
 
+    /// Opens a store to read it only, as an auditor's tool does: no signing key is needed,
+    /// no thread is started and nothing is written (not even a missing Merkle tree is
+    /// built: proofs then fail instead). Every append is refused with
+    /// [`AppendError::ReadOnly`]. Each app's head is still checked against the store's
+    /// head record, as [`Ledger::open`] does.
+    pub fn open_read_only(store: Arc<dyn Store>) -> Result<Self, OpenError> {
+        let mut durable = HashMap::new();
+        for app in store.apps()? {
+            let (head, schema) = load_view(&*store, &app)?;
+            let schema = Arc::new(schema);
+            durable.insert(app, AppView { head, schema });
+        }
+        let shared = Arc::new(Shared {
+            store,
+            keys: Arc::new(crate::keys::NoKeys),
+            durable: RwLock::new(durable),
+            poisoned: AtomicBool::new(false),
+            clock: Arc::new(SystemClock),
+            checkpoints: CheckpointConfig::default(),
+            checkpoint_lock: Mutex::new(()),
+        });
+        Ok(Ledger {
+            shared,
+            read_only: true,
+            tx: None,
+            threads: Vec::new(),
+        })
+    }
+
+    /// Whether the ledger was opened with [`Ledger::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     fn send(&self, job: Job, rx: oneshot::Receiver<Result<Appended, AppendError>>) -> Pending {
+        if self.read_only {
+            drop(job);
+            let (reply, refused) = oneshot::channel();
+            let _ = reply.send(Err(AppendError::ReadOnly));
+            return Pending(refused);
+        }
         if let Some(tx) = &self.tx {
             // If the builder is gone the job (and its reply) is dropped: the receiver sees Closed.
             let _ = tx.send(job);
@@ -613,11 +656,8 @@ pub(crate) fn key_ranges(
     Ok(out)
 }
 
-pub(crate) fn load_app(
-    store: &dyn Store,
-    keys: &dyn KeyStore,
-    app: &str,
-) -> Result<AppState, OpenError> {
+/// An app's durable head, checked against the store's head record, and its schema there.
+fn load_view(store: &dyn Store, app: &str) -> Result<(Head, AppSchema), OpenError> {
     let corrupt = |seq: u64, detail: String| OpenError::Corrupt {
         app: app.into(),
         seq,
@@ -653,6 +693,20 @@ pub(crate) fn load_app(
         ReadError::Store(s) => OpenError::Store(s),
         other => corrupt(0, other.to_string()),
     })?;
+    Ok((head, schema))
+}
+
+pub(crate) fn load_app(
+    store: &dyn Store,
+    keys: &dyn KeyStore,
+    app: &str,
+) -> Result<AppState, OpenError> {
+    let corrupt = |seq: u64, detail: String| OpenError::Corrupt {
+        app: app.into(),
+        seq,
+        detail,
+    };
+    let (head, schema) = load_view(store, app)?;
     let tree = crate::transparency::load_frontier(store, app, &head)?;
     let ranges = key_ranges(store, app, head.seq).map_err(|e| corrupt(0, e.to_string()))?;
     let active = ranges

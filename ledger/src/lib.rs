@@ -40,6 +40,7 @@ mod command;
 mod commit;
 mod event;
 pub mod export;
+pub mod import;
 mod keys;
 mod ledger;
 pub mod merkle;

@@ -18,7 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use ledger::{VerifyMode, VerifyPolicy};
-use projections::report::{DayReport, Diff, EventEntry, FieldChange};
+use projections::report::{DayReport, Diff};
+use projections::table;
 use projections::when::{self, Day};
 use projections::At;
 use serde::Deserialize;
@@ -276,30 +277,6 @@ fn format(p: &ReportParams) -> ApiResult<Format> {
     }
 }
 
-fn show(v: &Option<Value>) -> String {
-    match v {
-        None => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Object(o)) if o.get("__type").and_then(Value::as_str) == Some("Date") => o
-            .get("iso")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        Some(Value::Object(o)) if o.get("__type").and_then(Value::as_str) == Some("Pointer") => {
-            format!(
-                "{}:{}",
-                o.get("className")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-                o.get("objectId")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-            )
-        }
-        Some(v) => v.to_string(),
-    }
-}
-
 fn csv_response(rows: Vec<Vec<String>>, name: &str) -> ApiResult<Response> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
@@ -322,106 +299,15 @@ fn csv_response(rows: Vec<Vec<String>>, name: &str) -> ApiResult<Response> {
         .into_response())
 }
 
-/// One CSV row per changed field of an event (one row for events without field changes).
-fn event_rows(e: &EventEntry, rows: &mut Vec<Vec<String>>) {
-    let base = vec![
-        e.seq.to_string(),
-        e.recorded_at.to_rfc3339(),
-        e.actor.username.clone(),
-        e.actor.role.clone(),
-        e.kind.name().to_string(),
-        e.class.clone().unwrap_or_default(),
-        e.object_id.clone().unwrap_or_default(),
-        e.reason.clone().unwrap_or_default(),
-    ];
-    let none = [FieldChange {
-        field: String::new(),
-        before: None,
-        after: e.detail.clone(),
-    }];
-    let changes: &[FieldChange] = if e.changes.is_empty() {
-        &none
-    } else {
-        &e.changes
-    };
-    for c in changes {
-        let mut r = base.clone();
-        r.extend([c.field.clone(), show(&c.before), show(&c.after)]);
-        rows.push(r);
-    }
-}
-
-const EVENT_COLUMNS: [&str; 11] = [
-    "seq",
-    "recorded_at",
-    "actor",
-    "role",
-    "kind",
-    "class",
-    "object_id",
-    "reason",
-    "field",
-    "before",
-    "after",
-];
-
 fn day_csv(r: &DayReport) -> ApiResult<Response> {
-    let mut rows = vec![EVENT_COLUMNS.iter().map(|s| s.to_string()).collect()];
-    for group in &r.records {
-        for e in &group.events {
-            event_rows(e, &mut rows);
-        }
-    }
-    csv_response(rows, &format!("{}-{}", r.app, r.date))
+    csv_response(table::day_rows(r), &format!("{}-{}", r.app, r.date))
 }
 
 fn diff_csv(app: &str, d: &Diff) -> ApiResult<Response> {
-    let mut rows = vec![[
-        "class",
-        "object_id",
-        "change",
-        "field",
-        "before",
-        "after",
-        "seqs",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect::<Vec<_>>()];
-    for r in &d.records {
-        let kind = serde_json::to_value(r.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        let seqs = r
-            .seqs
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let none = [FieldChange {
-            field: String::new(),
-            before: None,
-            after: None,
-        }];
-        let changes: &[FieldChange] = if r.changes.is_empty() {
-            &none
-        } else {
-            &r.changes
-        };
-        for c in changes {
-            rows.push(vec![
-                r.class.clone(),
-                r.object_id.clone(),
-                kind.clone(),
-                c.field.clone(),
-                show(&c.before),
-                show(&c.after),
-                seqs.clone(),
-            ]);
-        }
-    }
-    csv_response(rows, &format!("{app}-diff-{}-{}", d.from_seq, d.to_seq))
+    csv_response(
+        table::diff_rows(d),
+        &format!("{app}-diff-{}-{}", d.from_seq, d.to_seq),
+    )
 }
 
 /// `GET /ledger/{app}/day/{when}?tz=ZONE&format=json|csv`: everything recorded that

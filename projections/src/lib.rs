@@ -10,6 +10,7 @@
 //! - [`projector`]: [`Projections`]: incremental catch-up and rebuilds;
 //! - [`read`]: current and past reads, Parse queries ([`query`]);
 //! - [`report`]: a record's history, a day's events, a diff between two points;
+//! - [`table`]: reports as rows of text (CSV, terminal tables, HTML);
 //! - [`when`]: time expressions (`yesterday`, `last tuesday`, RFC 3339…) and days in a zone.
 
 #![deny(missing_docs)]
@@ -22,6 +23,7 @@ pub mod query;
 pub mod read;
 pub mod record;
 pub mod report;
+pub mod table;
 pub mod when;
 
 pub use projector::{ProjectionError, Projections, RebuildStats};

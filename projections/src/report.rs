@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ledger::{Actor, Event, EventKind, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::projector::{AppState, ProjectionError, Projections, Result};
@@ -15,7 +15,7 @@ use crate::record::Record;
 use crate::when::Day;
 
 /// One field's change: absent before (created, set) or after (unset, deleted) is `None`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FieldChange {
     /// The field.
     pub field: String,
@@ -26,7 +26,7 @@ pub struct FieldChange {
 }
 
 /// One event, as a report shows it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EventEntry {
     /// Its sequence number.
     pub seq: u64,
@@ -35,7 +35,7 @@ pub struct EventEntry {
     /// Who caused it (name and role at the time).
     pub actor: Actor,
     /// Its kind, serialised by its name (`record.updated`…).
-    #[serde(serialize_with = "kind_name")]
+    #[serde(serialize_with = "kind_name", deserialize_with = "kind_from_name")]
     pub kind: EventKind,
     /// The reason given, if any.
     pub reason: Option<String>,
@@ -56,8 +56,16 @@ fn kind_name<S: serde::Serializer>(kind: &EventKind, s: S) -> std::result::Resul
     s.serialize_str(kind.name())
 }
 
+fn kind_from_name<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<EventKind, D::Error> {
+    let name = String::deserialize(d)?;
+    EventKind::from_name(&name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown event kind {name:?}")))
+}
+
 /// A record's full history.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct History {
     /// The class.
     pub class: String,
@@ -70,7 +78,7 @@ pub struct History {
 }
 
 /// The events of one record (or of no record) within a report.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecordEvents {
     /// The class, or `None` for events without a subject (failed logins…).
     pub class: Option<String>,
@@ -81,7 +89,7 @@ pub struct RecordEvents {
 }
 
 /// Counts for a report's summary.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Events in the report.
     pub events: u64,
@@ -92,7 +100,7 @@ pub struct Summary {
 }
 
 /// Everything recorded in one calendar day of a time zone.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DayReport {
     /// The app.
     pub app: String,
@@ -113,7 +121,7 @@ pub struct DayReport {
 }
 
 /// How a record changed between two points.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// Absent at the first point, present at the second.
@@ -126,8 +134,20 @@ pub enum ChangeKind {
     CreatedAndDeleted,
 }
 
+impl ChangeKind {
+    /// The name reports show (as serialised: `created`, `created_and_deleted`…).
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Created => "created",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Deleted => "deleted",
+            ChangeKind::CreatedAndDeleted => "created_and_deleted",
+        }
+    }
+}
+
 /// One record's change between two points.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RecordDiff {
     /// The class.
     pub class: String,
@@ -142,7 +162,7 @@ pub struct RecordDiff {
 }
 
 /// What changed between two points of an app's chain.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Diff {
     /// The first point (exclusive).
     pub from_seq: u64,

@@ -42,6 +42,7 @@ pub fn routes() -> Router<Arc<State>> {
     Router::new()
         .route("/{app}/keys", get(keys))
         .route("/{app}/verify", get(verify))
+        .route("/{app}/schema", get(schema))
         .route("/{app}/classes/{class}", get(class_query))
         .route("/{app}/history/{class}/{id}", get(history))
         .route("/{app}/day/{when}", get(day))
@@ -132,6 +133,28 @@ async fn keys(Extract(state): Extract<Arc<State>>, Path(app): Path<String>) -> R
                 })
                 .collect();
             Ok(Json(json!({"app": app, "keys": keys})).into_response())
+        })
+        .await,
+    )
+}
+
+/// `GET /ledger/{app}/schema`: the app's current schema (Parse's `{"classes": [...]}`),
+/// for audit roles: what an auditor's tool lists and reads.
+async fn schema(
+    Extract(state): Extract<Arc<State>>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    result(
+        blocking(state, move |s| {
+            auditor(s, &app, &headers, "schema")?;
+            let schema = s
+                .ledger
+                .schema(&app)
+                .ok_or_else(|| ApiError::not_found(format!("app {app:?} does not exist")))?;
+            let seq = s.ledger.head(&app).map_or(0, |h| h.seq);
+            let body = json!({"app": app, "schema": schema.to_json()});
+            Ok(with_seq(Json(body).into_response(), seq))
         })
         .await,
     )

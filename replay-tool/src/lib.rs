@@ -1,5 +1,18 @@
 //! # replay-tool
 //!
-//! `ledger-replay`, the auditor's command line (verify an export, reconstruct a day). An
-//! empty shell until its issue ("The replay tool") fills it; `audit-ledger verify` and
-//! `export` cover the data-directory side today.
+//! `ledger-replay`, the auditor's command line: verifies the chain and reconstructs any
+//! past instant or day, from an export file (offline, no trust in any server), a data
+//! directory no server holds, or a running server (`--server URL`).
+//!
+//! - [`cli`]: the command line (clap);
+//! - [`source`]: where the log comes from ([`source::Local`], [`source::Remote`]), behind
+//!   one [`source::Source`] trait;
+//! - [`commands`]: what each command asks its source and how it prints the answer;
+//! - [`render`]: tables, JSON, CSV and the printable HTML page.
+
+pub mod cli;
+pub mod commands;
+pub mod render;
+pub mod source;
+
+pub use commands::run;

@@ -226,7 +226,7 @@ async fn class_query(
         if let Some(t) = token(&headers).and_then(|t| HeaderValue::from_str(&t).ok()) {
             headers.insert("x-parse-session-token", t);
         }
-        let req = crate::parse::request::ParseRequest::from_http(
+        let mut req = crate::parse::request::ParseRequest::from_http(
             axum::http::Method::GET,
             &format!("/classes/{class}"),
             uri.query(),
@@ -234,6 +234,7 @@ async fn class_query(
             &[],
             s.config.max_json_depth,
         )?;
+        req.exact_dates = true;
         crate::parse::dispatch(s, &req)
     })
     .await;

@@ -36,6 +36,15 @@ pub struct Args {
     /// With --server: a session token to use instead of signing in.
     #[arg(long, value_name = "TOKEN", global = true)]
     pub token: Option<String>,
+    /// With --server: records per page of a class read (at most 10000).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1000,
+        global = true,
+        hide = true
+    )]
+    pub page_size: usize,
     /// Only this app (default: every app of the source; required by `history`).
     #[arg(long, global = true)]
     pub app: Option<String>,

@@ -57,6 +57,7 @@ pub fn open_source(args: &Args) -> anyhow::Result<Box<dyn Source>> {
                 password,
                 token: args.token.clone(),
             },
+            args.page_size,
         )?));
     }
     bail!("give a source: --export FILE, --data-dir DIR or --server URL")

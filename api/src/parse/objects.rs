@@ -541,7 +541,9 @@ pub fn find(state: &State, caller: &Caller, req: &ParseRequest, class: &str) -> 
         .results
         .into_iter()
         .map(|mut o| {
-            parse_object(&mut o);
+            if !req.exact_dates {
+                parse_object(&mut o);
+            }
             remove_keys(&mut o, &excluded);
             Value::Object(o)
         })

@@ -30,6 +30,9 @@ pub struct ParseRequest {
     pub reason: Option<String>,
     /// Scheme and host the client used (for `Location` headers).
     pub origin: String,
+    /// Answer `createdAt`/`updatedAt` with the ledger's microseconds instead of Parse's
+    /// milliseconds (the native `/ledger` class route, read by auditors' tools).
+    pub exact_dates: bool,
 }
 
 /// Body keys the Parse SDKs use for request metadata (never record fields).
@@ -220,6 +223,7 @@ impl ParseRequest {
             data,
             reason,
             origin: format!("http://{host}"),
+            exact_dates: false,
         })
     }
 

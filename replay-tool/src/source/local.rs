@@ -7,8 +7,9 @@
 //! directory's projection store (`<dir>/projections`) is used and caught up as needed,
 //! so a large log answers without a rebuild; the log itself is never written.
 
+use std::cell::OnceCell;
 use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,7 +29,15 @@ use super::{KeyRow, Source};
 /// A local source.
 pub struct Local {
     what: String,
+    /// The export file, for an export source.
     export: Option<PathBuf>,
+    /// The opened log: at once for a data directory; for an export, imported when first
+    /// needed (`verify` reads the file alone, so a copy too broken to import still gets
+    /// its verdict).
+    opened: OnceCell<Opened>,
+}
+
+struct Opened {
     ledger: Arc<Ledger>,
     projections: Projections,
 }
@@ -45,8 +54,18 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 }
 
 impl Local {
-    /// Reads an export file into a store in memory.
+    /// An export file; it is read when first asked.
     pub fn export_file(path: &Path) -> anyhow::Result<Local> {
+        File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(Local {
+            what: format!("export file {}", path.display()),
+            export: Some(path.to_path_buf()),
+            opened: OnceCell::new(),
+        })
+    }
+
+    /// Reads the export into a store in memory and projects it.
+    fn import(path: &Path) -> anyhow::Result<Opened> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let pb = bar(len, "reading the export");
@@ -62,12 +81,23 @@ impl Local {
                 .rebuild(&app, None)
                 .with_context(|| format!("projecting app {app}"))?;
         }
-        Ok(Local {
-            what: format!("export file {}", path.display()),
-            export: Some(path.to_path_buf()),
+        Ok(Opened {
             ledger,
             projections,
         })
+    }
+
+    /// The opened log.
+    fn opened(&self) -> anyhow::Result<&Opened> {
+        if let Some(o) = self.opened.get() {
+            return Ok(o);
+        }
+        let path = self
+            .export
+            .as_ref()
+            .ok_or_else(|| anyhow!("the {} is not open", self.what))?;
+        let o = Self::import(path)?;
+        Ok(self.opened.get_or_init(|| o))
     }
 
     /// Opens a data directory that no server holds.
@@ -98,10 +128,42 @@ impl Local {
         Ok(Local {
             what: format!("data directory {}", dir.display()),
             export: None,
-            ledger,
-            projections,
+            opened: OnceCell::from(Opened {
+                ledger,
+                projections,
+            }),
         })
     }
+}
+
+/// The apps an export's header names.
+fn header_apps(path: &Path) -> anyhow::Result<Vec<String>> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut first = String::new();
+    BufReader::new(file)
+        .read_line(&mut first)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let v: Value = serde_json::from_str(&first).map_err(|_| {
+        anyhow!(
+            "{} is not an export: its first line is not the JSON header",
+            path.display()
+        )
+    })?;
+    if v.get("type").and_then(Value::as_str) != Some("export") {
+        bail!(
+            "{} is not an export: its first line is not the export header",
+            path.display()
+        );
+    }
+    v.get("apps")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .ok_or_else(|| anyhow!("{}: the header does not list the apps", path.display()))
 }
 
 impl Source for Local {
@@ -110,11 +172,15 @@ impl Source for Local {
     }
 
     fn apps(&self) -> anyhow::Result<Vec<String>> {
-        Ok(self.ledger.apps())
+        match &self.export {
+            Some(path) => header_apps(path),
+            None => Ok(self.opened()?.ledger.apps()),
+        }
     }
 
     fn classes(&self, app: &str) -> anyhow::Result<Vec<String>> {
         let schema = self
+            .opened()?
             .ledger
             .schema(app)
             .ok_or_else(|| anyhow!("app {app:?} is not in the {}", self.what))?;
@@ -143,6 +209,7 @@ impl Source for Local {
         let mut out = Vec::new();
         for app in apps {
             let head = self
+                .opened()?
                 .ledger
                 .head(app)
                 .ok_or_else(|| anyhow!("app {app:?} is not in the {}", self.what))?;
@@ -153,7 +220,7 @@ impl Source for Local {
                 trusted_genesis: trusted.clone(),
                 ..VerifyPolicy::default()
             };
-            let r = self.ledger.verify(app, mode, policy)?;
+            let r = self.opened()?.ledger.verify(app, mode, policy)?;
             pb.finish_and_clear();
             out.push(r);
         }
@@ -162,6 +229,7 @@ impl Source for Local {
 
     fn keys(&self, app: &str) -> anyhow::Result<Vec<KeyRow>> {
         Ok(self
+            .opened()?
             .ledger
             .public_keys(app)?
             .into_iter()
@@ -186,6 +254,7 @@ impl Source for Local {
             None => None,
             Some(w) => {
                 let def = self
+                    .opened()?
                     .ledger
                     .schema(app)
                     .and_then(|s| s.class(class).cloned())
@@ -197,7 +266,10 @@ impl Source for Local {
                 Some(Query::parse(&def, &params).map_err(|e| anyhow!("--where: {e}"))?)
             }
         };
-        let v = self.projections.class_at(app, class, At::Time(t))?;
+        let v = self
+            .opened()?
+            .projections
+            .class_at(app, class, At::Time(t))?;
         let records = v
             .value
             .iter()
@@ -208,7 +280,7 @@ impl Source for Local {
     }
 
     fn day(&self, app: &str, day: &Day) -> anyhow::Result<DayReport> {
-        Ok(self.projections.day(app, day)?)
+        Ok(self.opened()?.projections.day(app, day)?)
     }
 
     fn diff(
@@ -219,12 +291,13 @@ impl Source for Local {
         to: Timestamp,
     ) -> anyhow::Result<Diff> {
         Ok(self
+            .opened()?
             .projections
             .diff(app, class, At::Time(from), At::Time(to))?)
     }
 
     fn history(&self, app: &str, class: &str, object_id: &str) -> anyhow::Result<History> {
-        let h = self.projections.history(app, class, object_id)?;
+        let h = self.opened()?.projections.history(app, class, object_id)?;
         if h.events.is_empty() {
             bail!("{class} {object_id}: no such record in app {app}");
         }
@@ -232,6 +305,6 @@ impl Source for Local {
     }
 
     fn export(&self, apps: &[String], out: &mut dyn Write) -> anyhow::Result<u64> {
-        Ok(self.ledger.export(apps, out)?)
+        Ok(self.opened()?.ledger.export(apps, out)?)
     }
 }

@@ -21,9 +21,6 @@ use serde_json::{json, Map, Value};
 
 use super::{KeyRow, Source};
 
-/// Records fetched per page of a class read.
-const PAGE: usize = 1000;
-
 /// How to sign in.
 #[derive(Clone, Debug, Default)]
 pub struct Credentials {
@@ -35,11 +32,15 @@ pub struct Credentials {
     pub token: Option<String>,
 }
 
+/// Most records the server returns in one answer.
+const MAX_PAGE: usize = 10_000;
+
 /// A server source.
 pub struct Remote {
     base: String,
     agent: ureq::Agent,
     credentials: Credentials,
+    page: usize,
     sessions: RefCell<HashMap<String, String>>,
 }
 
@@ -76,7 +77,11 @@ fn segment(s: &str) -> String {
 
 impl Remote {
     /// A server at `base` (`http://host:port`), signing in with `credentials`.
-    pub fn new(base: &str, credentials: Credentials) -> anyhow::Result<Remote> {
+    /// Class reads fetch `page` records per request.
+    pub fn new(base: &str, credentials: Credentials, page: usize) -> anyhow::Result<Remote> {
+        if page == 0 || page > MAX_PAGE {
+            bail!("--page-size {page}: give 1 to {MAX_PAGE}");
+        }
         let base = base.trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!("--server {base:?}: give a URL such as http://127.0.0.1:8080");
@@ -94,6 +99,7 @@ impl Remote {
             base,
             agent,
             credentials,
+            page,
             sessions: RefCell::new(HashMap::new()),
         })
     }
@@ -273,7 +279,7 @@ impl Source for Remote {
             };
             let mut query = vec![
                 ("order", "objectId".to_string()),
-                ("limit", PAGE.to_string()),
+                ("limit", self.page.to_string()),
                 (point.0, point.1.clone()),
             ];
             if let Some(w) = w {
@@ -304,7 +310,7 @@ impl Source for Remote {
                     .map(str::to_string);
                 records.push(obj.clone());
             }
-            if n < PAGE {
+            if n < self.page {
                 break;
             }
         }
@@ -357,7 +363,9 @@ impl Source for Remote {
             let header = lines
                 .next()
                 .ok_or_else(|| anyhow!("the export of {app} is empty"))??;
-            if !header.starts_with(r#"{"type":"export""#) {
+            let is_header = serde_json::from_str::<Value>(&header)
+                .is_ok_and(|v| v.get("type").and_then(Value::as_str) == Some("export"));
+            if !is_header {
                 bail!("the export of {app} does not start with its header");
             }
             for line in lines {

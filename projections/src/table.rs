@@ -143,7 +143,7 @@ pub fn diff_rows(d: &Diff) -> Vec<Vec<String>> {
 
 /// Parse objects of one class: `objectId`, `createdAt`, `updatedAt`, then every field any
 /// of them has, by name; one row per object.
-pub fn object_rows(objects: &[Map<String, Value>]) -> Vec<Vec<String>> {
+pub fn object_rows(objects: &[&Map<String, Value>]) -> Vec<Vec<String>> {
     const SYSTEM: [&str; 3] = ["objectId", "createdAt", "updatedAt"];
     let fields: std::collections::BTreeSet<&String> = objects
         .iter()

@@ -15,7 +15,7 @@ use crate::render::Format;
 /// `last tuesday`, `3 days ago`. A date used as an instant means the end of that day.
 #[derive(Parser, Debug)]
 #[command(name = "ledger-replay", version, about, long_about = None)]
-#[command(group(ArgGroup::new("source").required(true).args(["export", "data_dir", "server"])))]
+#[command(group(ArgGroup::new("source").args(["export", "data_dir", "server"])))]
 pub struct Args {
     /// Read an export file (NDJSON, docs/FORMAT.md §4): the auditor's own copy.
     #[arg(long, value_name = "FILE", global = true)]
@@ -118,4 +118,60 @@ pub enum Command {
     Export,
     /// The signing keys each chain declares, with the events each signed.
     Keys,
+    /// Write a proof file (JSON, docs/FORMAT.md §8.7) that `check-proof` checks offline
+    /// with the app's public key alone: that events are in the log a signed checkpoint
+    /// covers, or that a log extends an older one. Needs --app.
+    Prove {
+        /// What to prove.
+        #[command(subcommand)]
+        what: ProveWhat,
+        /// Prove against this checkpoint (a C2SP text file you hold) instead of the
+        /// latest one the source keeps.
+        #[arg(long, value_name = "FILE", global = true)]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Check a proof file offline (no source needed): exit 0 if it holds, 1 if not.
+    CheckProof {
+        /// The proof file (from `prove`, or a proof route of the server).
+        file: PathBuf,
+        /// The app's public key (hex, from `keys` or a channel of your own); repeat for
+        /// several (after a rotation).
+        #[arg(long = "key", value_name = "HEX", required = true)]
+        keys: Vec<String>,
+        /// For a consistency proof: the older checkpoint you kept (C2SP text file),
+        /// checked instead of the one in the file.
+        #[arg(long, value_name = "FILE")]
+        old_checkpoint: Option<PathBuf>,
+    },
+}
+
+/// What `prove` proves.
+#[derive(Subcommand, Debug)]
+pub enum ProveWhat {
+    /// Event SEQ is in the log.
+    Inclusion {
+        /// The event's sequence number.
+        seq: u64,
+        /// The tree size to prove it in (default: the checkpoint's).
+        #[arg(long)]
+        size: Option<u64>,
+    },
+    /// Every event of one record's history is in the log.
+    Record {
+        /// The class.
+        class: String,
+        /// The record's objectId.
+        object_id: String,
+        /// The tree size to prove them in (default: the checkpoint's).
+        #[arg(long)]
+        size: Option<u64>,
+    },
+    /// The log of the newer checkpoint extends the log of FROM events.
+    Consistency {
+        /// The older log's size (the size of a checkpoint you kept).
+        from: u64,
+        /// The newer size (default: the checkpoint's).
+        #[arg(long)]
+        to: Option<u64>,
+    },
 }

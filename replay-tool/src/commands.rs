@@ -15,7 +15,8 @@ use projections::when::{self, Day, When};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::{Args, Command};
+use crate::cli::{Args, Command, ProveWhat};
+use crate::proofs::{self, ProofFile, ProvedEvent};
 use crate::render::{self, html, Format};
 use crate::source::{AtReport, ClassAt, Credentials, KeyRow, Local, Remote, Source};
 
@@ -89,6 +90,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if args.format == Format::Html && !html_ok {
         bail!("--format html: only `day` and `at` make an HTML report (use table, json or csv)");
     }
+    if let Command::CheckProof {
+        file,
+        keys,
+        old_checkpoint,
+    } = &args.command
+    {
+        return check_proof(file, keys, old_checkpoint.as_deref());
+    }
     // Inputs are checked before the source is opened (an export may take a while).
     let plan = Plan::new(args, &ctx)?;
     let source = open_source(args)?;
@@ -142,6 +151,63 @@ enum Plan {
     },
     Export,
     Keys,
+    Prove {
+        what: ProveWhat,
+        checkpoint: Option<ledger::Checkpoint>,
+    },
+}
+
+/// A 32-byte ed25519 public key from its hex, or an error naming the option.
+fn public_key(option: &str, hex_key: &str) -> anyhow::Result<PublicKey> {
+    let mut b = [0u8; 32];
+    hex::decode_to_slice(hex_key.trim(), &mut b).map_err(|_| {
+        anyhow!("{option} {hex_key:?}: give the 64 hex digits of an ed25519 public key")
+    })?;
+    Ok(PublicKey::from_bytes(b))
+}
+
+fn read_checkpoint(option: &str, path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{option}: reading {}", path.display()))?;
+    ledger::Checkpoint::parse(&text)
+        .map_err(|e| anyhow!("{option} {}: not a checkpoint: {e}", path.display()))?;
+    Ok(text)
+}
+
+/// `check-proof`: needs no source.
+fn check_proof(
+    file: &std::path::Path,
+    keys: &[String],
+    old_checkpoint: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let keys = keys
+        .iter()
+        .map(|k| public_key("--key", k))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let proof: ProofFile = serde_json::from_str(&text).map_err(|e| {
+        anyhow!(
+            "{} is not a proof file (docs/FORMAT.md §8.7): {e}",
+            file.display()
+        )
+    })?;
+    let kept = old_checkpoint
+        .map(|p| read_checkpoint("--old-checkpoint", p))
+        .transpose()?;
+    if kept.is_some() && !matches!(proof, ProofFile::Consistency { .. }) {
+        bail!("--old-checkpoint: only a consistency proof has an older checkpoint");
+    }
+    match proofs::check(&proof, &keys, kept.as_deref()) {
+        Ok(c) => {
+            println!("proof holds: app {}: {}", c.app, c.statement);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("ledger-replay: the proof does NOT hold: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 impl Plan {
@@ -156,13 +222,7 @@ impl Plan {
                 } else {
                     let keys = trusted_key
                         .iter()
-                        .map(|k| {
-                            let mut b = [0u8; 32];
-                            hex::decode_to_slice(k.trim(), &mut b).map_err(|_| {
-                                anyhow!("--trusted-key {k:?}: give the 64 hex digits of an ed25519 public key")
-                            })?;
-                            Ok(PublicKey::from_bytes(b))
-                        })
+                        .map(|k| public_key("--trusted-key", k))
                         .collect::<anyhow::Result<Vec<_>>>()?;
                     Some(keys)
                 };
@@ -222,6 +282,51 @@ impl Plan {
             },
             Command::Export => Plan::Export,
             Command::Keys => Plan::Keys,
+            Command::Prove { what, checkpoint } => {
+                if args.app.is_none() {
+                    bail!("prove: give the app (--app)");
+                }
+                let checkpoint = match checkpoint {
+                    None => None,
+                    Some(path) => {
+                        let text = read_checkpoint("--checkpoint", path)?;
+                        let cp = ledger::Checkpoint::parse(&text)
+                            .map_err(|e| anyhow!("--checkpoint: {e}"))?;
+                        if cp.app() != args.app.as_deref() {
+                            bail!(
+                                "--checkpoint {}: it is a checkpoint of {}, not of app {}",
+                                path.display(),
+                                cp.origin(),
+                                args.app.as_deref().unwrap_or_default()
+                            );
+                        }
+                        Some(cp)
+                    }
+                };
+                Plan::Prove {
+                    what: match what {
+                        ProveWhat::Inclusion { seq, size } => ProveWhat::Inclusion {
+                            seq: *seq,
+                            size: *size,
+                        },
+                        ProveWhat::Record {
+                            class,
+                            object_id,
+                            size,
+                        } => ProveWhat::Record {
+                            class: class.clone(),
+                            object_id: object_id.clone(),
+                            size: *size,
+                        },
+                        ProveWhat::Consistency { from, to } => ProveWhat::Consistency {
+                            from: *from,
+                            to: *to,
+                        },
+                    },
+                    checkpoint,
+                }
+            }
+            Command::CheckProof { .. } => bail!("check-proof needs no source"),
         })
     }
 
@@ -329,6 +434,14 @@ impl Plan {
                     );
                 }
                 print_diff(out, format, &reports)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Plan::Prove { what, checkpoint } => {
+                let app = apps
+                    .first()
+                    .ok_or_else(|| anyhow!("prove: give the app (--app)"))?;
+                let file = prove(source, app, what, checkpoint)?;
+                render::json(out, &file)?;
                 Ok(ExitCode::SUCCESS)
             }
             Plan::History { class, object_id } => {
@@ -498,7 +611,7 @@ fn print_at(
                 for c in &r.classes {
                     for o in &c.records {
                         tagged.push((r.app.as_str(), c.class.as_str()));
-                        objects.push(o.clone());
+                        objects.push(o);
                     }
                 }
             }
@@ -524,7 +637,13 @@ fn print_at(
                 for c in &r.classes {
                     writeln!(out, "\n{}: {} records", c.class, c.records.len())?;
                     if !c.records.is_empty() {
-                        writeln!(out, "{}", render::table(&table::object_rows(&c.records)))?;
+                        writeln!(
+                            out,
+                            "{}",
+                            render::table(&table::object_rows(
+                                &c.records.iter().collect::<Vec<_>>()
+                            ))
+                        )?;
                     }
                 }
                 writeln!(out)?;
@@ -553,7 +672,9 @@ fn print_at(
                         c.records.len()
                     ));
                     if !c.records.is_empty() {
-                        body.push_str(&html::table(&table::object_rows(&c.records)));
+                        body.push_str(&html::table(&table::object_rows(
+                            &c.records.iter().collect::<Vec<_>>(),
+                        )));
                     }
                 }
             }
@@ -757,6 +878,105 @@ fn print_history(
                 writeln!(out, "{}", render::table(&table::history_rows(&r.history)))?;
             }
             Ok(())
+        }
+    }
+}
+
+/// The size a proof is made at, and the checkpoint text to ship with it: the one given,
+/// or the one the source kept.
+fn pinned(
+    checkpoint: &Option<ledger::Checkpoint>,
+    size: Option<u64>,
+) -> anyhow::Result<Option<u64>> {
+    match (checkpoint, size) {
+        (Some(cp), Some(n)) if n != cp.size() => bail!(
+            "--size {n} differs from the size of the checkpoint given ({})",
+            cp.size()
+        ),
+        (Some(cp), _) => Ok(Some(cp.size())),
+        (None, n) => Ok(n),
+    }
+}
+
+fn shipped(
+    given: &Option<ledger::Checkpoint>,
+    kept: Option<String>,
+    size: u64,
+) -> anyhow::Result<String> {
+    match (given, kept) {
+        (Some(cp), _) => Ok(cp.text().to_string()),
+        (None, Some(text)) => Ok(text),
+        (None, None) => bail!(
+            "no checkpoint of size {size} is kept: prove at the size of a checkpoint (omit --size), or give --checkpoint FILE"
+        ),
+    }
+}
+
+/// Builds a proof file.
+fn prove(
+    source: &dyn Source,
+    app: &str,
+    what: ProveWhat,
+    checkpoint: Option<ledger::Checkpoint>,
+) -> anyhow::Result<ProofFile> {
+    match what {
+        ProveWhat::Inclusion { seq, size } => {
+            let (proof, kept) = source.inclusion(app, seq, pinned(&checkpoint, size)?)?;
+            let text = shipped(&checkpoint, kept, proof.tree_size)?;
+            Ok(ProofFile::Inclusion {
+                event: source.event_line(app, seq)?,
+                inclusion: proof,
+                checkpoint: text,
+            })
+        }
+        ProveWhat::Record {
+            class,
+            object_id,
+            size,
+        } => {
+            let history = source.history(app, &class, &object_id)?;
+            let first = history
+                .events
+                .first()
+                .ok_or_else(|| anyhow!("{class} {object_id}: no events"))?;
+            // One size for all: the checkpoint's, which must cover the last event.
+            let (probe, kept) = source.inclusion(app, first.seq, pinned(&checkpoint, size)?)?;
+            let size = probe.tree_size;
+            let text = shipped(&checkpoint, kept, size)?;
+            let mut events = Vec::with_capacity(history.events.len());
+            for e in &history.events {
+                if e.seq > size {
+                    bail!(
+                        "{class} {object_id}: event {} is newer than the checkpoint (size {size}); ask for a newer checkpoint",
+                        e.seq
+                    );
+                }
+                let proof = if e.seq == first.seq {
+                    probe.clone()
+                } else {
+                    source.inclusion(app, e.seq, Some(size))?.0
+                };
+                events.push(ProvedEvent {
+                    event: source.event_line(app, e.seq)?,
+                    proof,
+                });
+            }
+            Ok(ProofFile::Record {
+                app: app.to_string(),
+                class,
+                object_id,
+                events,
+                checkpoint: text,
+            })
+        }
+        ProveWhat::Consistency { from, to } => {
+            let (proof, old, new) = source.consistency(app, from, pinned(&checkpoint, to)?)?;
+            let new = shipped(&checkpoint, new, proof.new_size)?;
+            Ok(ProofFile::Consistency {
+                consistency: proof,
+                old_checkpoint: old,
+                checkpoint: new,
+            })
         }
     }
 }

@@ -8,10 +8,12 @@
 //! - [`source`]: where the log comes from ([`source::Local`], [`source::Remote`]), behind
 //!   one [`source::Source`] trait;
 //! - [`commands`]: what each command asks its source and how it prints the answer;
+//! - [`proofs`]: proof files (`prove`) and their offline check (`check-proof`);
 //! - [`render`]: tables, JSON, CSV and the printable HTML page.
 
 pub mod cli;
 pub mod commands;
+pub mod proofs;
 pub mod render;
 pub mod source;
 

@@ -241,6 +241,26 @@ fn server_mode_answers_as_offline_mode() {
         );
     }
 
+    // A proof from the server, checked offline with the key the export declares.
+    let keys: Value =
+        serde_json::from_str(&offline(&["--format", "json", "--app", "gxp", "keys"])).unwrap();
+    let key = keys[0]["public_key"].as_str().unwrap().to_string();
+    remote(&[
+        "--app",
+        "gxp",
+        "prove",
+        "record",
+        "ValidationLog",
+        "xfdiwaWlae",
+        "-o",
+        "rec.json",
+    ]);
+    let checked = replay_ok(w, &["check-proof", "rec.json", "--key", &key]);
+    assert!(
+        checked.contains("proof holds") && checked.contains("5 events"),
+        "{checked}"
+    );
+
     // A user without an audit role, and a wrong password: the server's refusal, exit 2.
     for (user, password, needle) in [("operator", PASSWORD, "403"), ("auditor", "wrong", "101")] {
         let out = replay(

@@ -17,7 +17,9 @@ use anyhow::{anyhow, bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use ledger::store::{MemoryStore, SledStore, Store, StoreError};
 use ledger::verify::VerifyReport;
-use ledger::{Ledger, PublicKey, Timestamp, VerifyMode, VerifyPolicy};
+use ledger::{
+    ConsistencyProof, InclusionProof, Ledger, PublicKey, Timestamp, VerifyMode, VerifyPolicy,
+};
 use projections::query::{Query, QueryParams};
 use projections::report::{DayReport, Diff, History};
 use projections::when::Day;
@@ -70,8 +72,11 @@ impl Local {
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let pb = bar(len, "reading the export");
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        ledger::import::import(BufReader::new(pb.wrap_read(file)), &*store)
-            .with_context(|| format!("reading the export {}", path.display()))?;
+        ledger::import::import(
+            BufReader::with_capacity(1 << 20, pb.wrap_read(file)),
+            &*store,
+        )
+        .with_context(|| format!("reading the export {}", path.display()))?;
         pb.finish_and_clear();
         let ledger = Arc::new(Ledger::open_read_only(store).context("opening the imported log")?);
         let projections =
@@ -198,8 +203,11 @@ impl Source for Local {
             let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
             let len = file.metadata().map(|m| m.len()).unwrap_or(0);
             let pb = bar(len, "verifying");
-            let reports =
-                ledger::export::verify_export(BufReader::new(pb.wrap_read(file)), mode, trusted)?;
+            let reports = ledger::export::verify_export(
+                BufReader::with_capacity(1 << 20, pb.wrap_read(file)),
+                mode,
+                trusted,
+            )?;
             pb.finish_and_clear();
             return Ok(reports
                 .into_iter()
@@ -306,5 +314,67 @@ impl Source for Local {
 
     fn export(&self, apps: &[String], out: &mut dyn Write) -> anyhow::Result<u64> {
         Ok(self.opened()?.ledger.export(apps, out)?)
+    }
+
+    fn event_line(&self, app: &str, seq: u64) -> anyhow::Result<Value> {
+        let e = self
+            .opened()?
+            .ledger
+            .event(app, seq)?
+            .ok_or_else(|| anyhow!("app {app} has no event {seq}"))?;
+        Ok(serde_json::from_str(&ledger::export::event_line(&e))?)
+    }
+
+    fn inclusion(
+        &self,
+        app: &str,
+        seq: u64,
+        size: Option<u64>,
+    ) -> anyhow::Result<(InclusionProof, Option<String>)> {
+        let ledger = &self.opened()?.ledger;
+        let (size, cp) = match size {
+            Some(n) => (n, ledger.checkpoint_at(app, n)?),
+            None => match ledger.latest_checkpoint(app)? {
+                Some(cp) if cp.size() >= seq => (cp.size(), Some(cp)),
+                _ => bail!(
+                    "no checkpoint kept in the {} covers event {seq} of {app} (exports carry none): give --size N, or --checkpoint FILE with a checkpoint you hold, or ask the server (--server)",
+                    self.what
+                ),
+            },
+        };
+        if seq == 0 || seq > size {
+            bail!("event {seq} is not in a tree of {size} events");
+        }
+        let proof = ledger.inclusion_proof(app, seq, size)?;
+        Ok((proof, cp.map(|c| c.text().to_string())))
+    }
+
+    fn consistency(
+        &self,
+        app: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> anyhow::Result<(ConsistencyProof, Option<String>, Option<String>)> {
+        let ledger = &self.opened()?.ledger;
+        let to = match to {
+            Some(n) => n,
+            None => ledger
+                .latest_checkpoint(app)?
+                .map(|c| c.size())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "no checkpoint is kept in the {}: give the newer size (--to N)",
+                        self.what
+                    )
+                })?,
+        };
+        if from == 0 || from > to {
+            bail!("--from {from} must be between 1 and the newer size {to}");
+        }
+        let proof = ledger.consistency_proof(app, from, to)?;
+        let text = |n| -> anyhow::Result<Option<String>> {
+            Ok(ledger.checkpoint_at(app, n)?.map(|c| c.text().to_string()))
+        };
+        Ok((proof, text(from)?, text(to)?))
     }
 }

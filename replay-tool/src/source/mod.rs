@@ -9,7 +9,7 @@ mod remote;
 use std::io::Write;
 
 use ledger::verify::VerifyReport;
-use ledger::{PublicKey, Timestamp, VerifyMode};
+use ledger::{ConsistencyProof, InclusionProof, PublicKey, Timestamp, VerifyMode};
 use projections::report::{DayReport, Diff, History};
 use projections::when::Day;
 use serde::Serialize;
@@ -98,4 +98,22 @@ pub trait Source {
     fn history(&self, app: &str, class: &str, object_id: &str) -> anyhow::Result<History>;
     /// Writes an export of `apps` (docs/FORMAT.md §4). Returns the events written.
     fn export(&self, apps: &[String], out: &mut dyn Write) -> anyhow::Result<u64>;
+    /// Event `seq` of an app as its export line (docs/FORMAT.md §4.3).
+    fn event_line(&self, app: &str, seq: u64) -> anyhow::Result<Value>;
+    /// A proof that event `seq` is in the tree of `size` events (default: the latest
+    /// kept checkpoint's, which must cover it), and the checkpoint kept at that size.
+    fn inclusion(
+        &self,
+        app: &str,
+        seq: u64,
+        size: Option<u64>,
+    ) -> anyhow::Result<(InclusionProof, Option<String>)>;
+    /// A proof that the tree of `from` events is a prefix of the tree of `to` (default:
+    /// the latest kept checkpoint's), and the checkpoints kept at both sizes.
+    fn consistency(
+        &self,
+        app: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> anyhow::Result<(ConsistencyProof, Option<String>, Option<String>)>;
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use ledger::verify::VerifyReport;
-use ledger::{PublicKey, Timestamp, VerifyMode};
+use ledger::{ConsistencyProof, InclusionProof, PublicKey, Timestamp, VerifyMode};
 use projections::report::{DayReport, Diff, History};
 use projections::when::Day;
 use serde::de::DeserializeOwned;
@@ -379,5 +379,60 @@ impl Source for Remote {
         }
         out.flush()?;
         Ok(events)
+    }
+
+    fn event_line(&self, app: &str, seq: u64) -> anyhow::Result<Value> {
+        let body: Value = self.get_json(
+            app,
+            "events",
+            &[("from", seq.to_string()), ("limit", "1".to_string())],
+        )?;
+        body.get("events")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .filter(|e| e.get("seq").and_then(Value::as_u64) == Some(seq))
+            .cloned()
+            .ok_or_else(|| anyhow!("the server has no event {seq} of {app}"))
+    }
+
+    fn inclusion(
+        &self,
+        app: &str,
+        seq: u64,
+        size: Option<u64>,
+    ) -> anyhow::Result<(InclusionProof, Option<String>)> {
+        let mut query = vec![("seq", seq.to_string())];
+        if let Some(n) = size {
+            query.push(("size", n.to_string()));
+        }
+        let body: Value = self.get_json(app, "proof/inclusion", &query)?;
+        let text = body
+            .get("checkpoint")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Ok((
+            serde_json::from_value(body).context("reading the inclusion proof")?,
+            text,
+        ))
+    }
+
+    fn consistency(
+        &self,
+        app: &str,
+        from: u64,
+        to: Option<u64>,
+    ) -> anyhow::Result<(ConsistencyProof, Option<String>, Option<String>)> {
+        let mut query = vec![("from", from.to_string())];
+        if let Some(n) = to {
+            query.push(("to", n.to_string()));
+        }
+        let body: Value = self.get_json(app, "proof/consistency", &query)?;
+        let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+        let (old, new) = (text("old_checkpoint"), text("checkpoint"));
+        Ok((
+            serde_json::from_value(body).context("reading the consistency proof")?,
+            old,
+            new,
+        ))
     }
 }

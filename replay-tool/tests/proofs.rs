@@ -55,8 +55,7 @@ fn proofs_from_a_data_directory_check_offline() {
     let (code, text) = check(w, "inc.json", &key, &[]);
     assert_eq!(code, 0, "{text}");
     assert!(
-        text.contains(&format!("event 40 (record.signed"))
-            && text.contains(&format!("log of {size} events")),
+        text.contains("event 40 (record.signed") && text.contains(&format!("log of {size} events")),
         "{text}"
     );
 

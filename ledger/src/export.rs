@@ -440,59 +440,86 @@ pub(crate) fn walk(
     Ok(())
 }
 
+/// What the reading thread of [`verify_export`] hands over.
+enum Batch {
+    App(AppLine),
+    Events(Vec<(u64, String)>),
+}
+
 /// Verifies every app section of an export. `trusted_genesis`, if given, pins the genesis
 /// keys. A malformed structure (no header, an event outside a section) is an error; a bad
 /// event is a failure in that app's report.
+///
+/// One thread reads and splits the file while the calling thread (with rayon) verifies
+/// the previous chunk, so reading overlaps hashing and signature checks.
 pub fn verify_export(
-    input: impl BufRead,
+    input: impl BufRead + Send,
     mode: VerifyMode,
     trusted_genesis: Option<Vec<PublicKey>>,
 ) -> Result<Vec<VerifyReport>, ExportError> {
-    let mut reports = Vec::new();
-    let mut current: Option<ChainVerifier> = None;
-    let mut chunk: Vec<(u64, String)> = Vec::with_capacity(CHUNK);
-
-    let flush = |verifier: &mut ChainVerifier, chunk: &mut Vec<(u64, String)>| {
-        verifier.push_with(std::mem::take(chunk), |app, (n, line): (u64, String)| {
-            Item {
-                key: None,
-                summary: parse_event_line(&line)
-                    .map(|e| Summary::of_event(app, &e))
-                    .map_err(|e| format!("line {n}: {e}")),
-            }
-        });
-    };
-
-    walk(input, |line| {
-        match line {
-            Line::Event(n, text) => {
-                if let Some(verifier) = current.as_mut() {
-                    chunk.push((n, text));
-                    if chunk.len() == CHUNK {
-                        flush(verifier, &mut chunk);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut chunk: Vec<(u64, String)> = Vec::with_capacity(CHUNK);
+            // A send fails only once the verifier stopped listening: nothing left to do.
+            walk(input, |line| {
+                match line {
+                    Line::Event(n, text) => {
+                        chunk.push((n, text));
+                        if chunk.len() == CHUNK {
+                            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                            let _ = tx.send(Batch::Events(full));
+                        }
+                    }
+                    Line::App(a) => {
+                        if !chunk.is_empty() {
+                            let _ = tx.send(Batch::Events(std::mem::take(&mut chunk)));
+                        }
+                        let _ = tx.send(Batch::App(a));
                     }
                 }
+                Ok(())
+            })?;
+            if !chunk.is_empty() {
+                let _ = tx.send(Batch::Events(chunk));
             }
-            Line::App(a) => {
-                if let Some(mut v) = current.take() {
-                    flush(&mut v, &mut chunk);
-                    reports.push(v.finish());
+            Ok::<(), ExportError>(())
+        });
+        let mut reports = Vec::new();
+        let mut current: Option<ChainVerifier> = None;
+        for batch in rx {
+            match batch {
+                Batch::Events(lines) => {
+                    if let Some(verifier) = current.as_mut() {
+                        verifier.push_with(lines, |app, (n, line): (u64, String)| Item {
+                            key: None,
+                            summary: parse_event_line(&line)
+                                .map(|e| Summary::of_event(app, &e))
+                                .map_err(|e| format!("line {n}: {e}")),
+                        });
+                    }
                 }
-                // A head of 0 declares an empty chain: then any event is beyond it.
-                let policy = VerifyPolicy {
-                    expected_head: Some(a.head),
-                    exact_head: true,
-                    trusted_genesis: trusted_genesis.clone(),
-                    published: Some(a.published),
-                };
-                current = Some(ChainVerifier::new(&a.app, mode, policy));
+                Batch::App(a) => {
+                    if let Some(v) = current.take() {
+                        reports.push(v.finish());
+                    }
+                    // A head of 0 declares an empty chain: then any event is beyond it.
+                    let policy = VerifyPolicy {
+                        expected_head: Some(a.head),
+                        exact_head: true,
+                        trusted_genesis: trusted_genesis.clone(),
+                        published: Some(a.published),
+                    };
+                    current = Some(ChainVerifier::new(&a.app, mode, policy));
+                }
             }
         }
-        Ok(())
-    })?;
-    if let Some(mut v) = current.take() {
-        flush(&mut v, &mut chunk);
-        reports.push(v.finish());
-    }
-    Ok(reports)
+        if let Some(v) = current.take() {
+            reports.push(v.finish());
+        }
+        match reader.join() {
+            Ok(read) => read.map(|()| reports),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
 }

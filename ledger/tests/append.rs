@@ -748,7 +748,19 @@ fn large_events_that_sled_moves_to_blob_files_are_synced_and_read_back() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert!(blobs > 0, "the test must exercise sled's blob files");
-    let l = Ledger::open_dir(dir.path()).expect("reopen");
+    // sled writes blobs from its own I/O threads, which may still hold the directory's
+    // lock for a moment after the ledger is dropped: wait for them (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let l = loop {
+        match Ledger::open_dir(dir.path()) {
+            Err(ledger::OpenError::Store(ledger::store::StoreError::Locked { .. }))
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.expect("reopen"),
+        }
+    };
     for s in seqs {
         let e = l.event("gxp", s).expect("read").expect("present");
         assert!(String::from_utf8_lossy(e.payload.as_deref().expect("payload")).contains(&big));

@@ -71,7 +71,7 @@ pub struct Args {
 pub enum Command {
     /// Verify each app's chain: hashes, links, signatures and keys (exit 1 if it fails).
     Verify {
-        /// Check only hashes and links, not payload digests and signatures (faster).
+        /// Check order, links, hashes and payload digests but not signatures (faster).
         #[arg(long)]
         links_only: bool,
         /// Require the genesis key to be this one (hex public key, repeatable): pins

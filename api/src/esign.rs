@@ -21,8 +21,11 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State as Extract};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::openapi::{AppPath, AsOfQuery, ErrorBody, RecordPath};
 use ledger::schema::USER_CLASS;
 use ledger::{Command, EventKind, ReviewScope, SignatureMeaning};
 use projections::report::EventEntry;
@@ -39,11 +42,11 @@ use crate::parse::request::parse_json;
 use crate::state::State;
 
 /// The signing routes, nested at `/ledger` with the native ones.
-pub fn routes() -> Router<Arc<State>> {
-    Router::new()
-        .route("/{app}/sign/{class}/{id}", post(sign))
-        .route("/{app}/review", post(review))
-        .route("/{app}/records/{class}/{id}", get(record))
+pub fn routes() -> OpenApiRouter<Arc<State>> {
+    OpenApiRouter::new()
+        .routes(routes!(sign))
+        .routes(routes!(review))
+        .routes(routes!(record))
 }
 
 /// Reads a JSON object body within the server's limits.
@@ -215,6 +218,9 @@ fn signed_json(e: &ledger::Event) -> Value {
 
 /// `POST /ledger/{app}/sign/{class}/{objectId}` with
 /// `{"meaning", "versionSeq", "username"?, "password"}`.
+#[utoipa::path(post, path = "/{app}/sign/{class}/{id}", tag = "signatures", params(RecordPath), security(("bearer" = []), ("session" = [])),
+    request_body(content = Object, description = "`{meaning: authorship|review|approval|responsibility, versionSeq, username?, password}`: the first signing in a session re-enters the username"),
+    responses((status = 200, description = "The `record.signed` event: `{seq, hash, meaning, printedName, versionSeq, versionHash, signedAt}`", body = Object), (status = 400, description = "A bad field, named; an outdated version (142)", body = ErrorBody), (status = 401, description = "No valid session (209), or a wrong password (101, counted toward the lock)", body = ErrorBody), (status = 403, description = "Not permitted, or another user than the session's (119)", body = ErrorBody), (status = 404, description = "No such app or record", body = ErrorBody)))]
 async fn sign(
     Extract(state): Extract<Arc<State>>,
     Path((app, class, id)): Path<(String, String, String)>,
@@ -280,6 +286,9 @@ async fn sign(
 /// `POST /ledger/{app}/review` with `{"class", "objectId"}` (a record's history) or
 /// `{"day", "tz"?}` (a day), `"throughSeq"?` (the last event the reviewer saw: refused
 /// if the trail has moved on), and `"username"?`, `"password"`.
+#[utoipa::path(post, path = "/{app}/review", tag = "signatures", params(AppPath), security(("bearer" = []), ("session" = [])),
+    request_body(content = Object, description = "`{class, objectId}` or `{day, tz}`, `throughSeq?`, `username?`, `password`"),
+    responses((status = 200, description = "The signed `audit_trail.reviewed` event", body = Object), (status = 400, description = "A bad field, named; an outdated version (142)", body = ErrorBody), (status = 401, description = "No valid session (209), or a wrong password (101, counted toward the lock)", body = ErrorBody), (status = 403, description = "Not permitted, or another user than the session's (119)", body = ErrorBody), (status = 404, description = "No such app or record", body = ErrorBody)))]
 async fn review(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -394,6 +403,8 @@ fn signature_json(e: &EventEntry, version_now: u64) -> Value {
 }
 
 /// `GET /ledger/{app}/records/{class}/{objectId}?asOf=WHEN|asOfSeq=N&tz=ZONE`.
+#[utoipa::path(get, path = "/{app}/records/{class}/{id}", tag = "signatures", params(RecordPath, AsOfQuery), security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "`{record, versionSeq, signatures, reviews}` now or as of the point", body = Object), (status = 400, description = "A bad field, named; an outdated version (142)", body = ErrorBody), (status = 401, description = "No valid session (209), or a wrong password (101, counted toward the lock)", body = ErrorBody), (status = 403, description = "Not permitted, or another user than the session's (119)", body = ErrorBody), (status = 404, description = "No such app or record", body = ErrorBody)))]
 async fn record(
     Extract(state): Extract<Arc<State>>,
     Path((app, class, id)): Path<(String, String, String)>,

@@ -21,6 +21,7 @@ pub mod error;
 pub mod esign;
 pub mod live;
 pub mod native;
+pub mod openapi;
 pub mod parse;
 pub mod server;
 pub mod state;

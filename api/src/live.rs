@@ -21,8 +21,10 @@ use axum::extract::{Path, Query, State as Extract};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::openapi::{AppPath, ErrorBody};
 use ledger::schema::USER_CLASS;
 use ledger::{Event, EventKind};
 use serde::Deserialize;
@@ -43,8 +45,8 @@ const POLL: Duration = Duration::from_millis(50);
 const CHUNK: u64 = 256;
 
 /// The live route, nested at `/ledger`.
-pub fn routes() -> Router<Arc<State>> {
-    Router::new().route("/{app}/changes", get(changes))
+pub fn routes() -> OpenApiRouter<Arc<State>> {
+    OpenApiRouter::new().routes(routes!(changes))
 }
 
 #[derive(Deserialize)]
@@ -87,6 +89,15 @@ impl Filter {
 }
 
 /// `GET /ledger/{app}/changes`.
+#[utoipa::path(get, path = "/{app}/changes", tag = "live", params(AppPath,
+        ("from" = Option<u64>, Query, description = "The first sequence number to send (default: the head, new events only)"),
+        ("class" = Option<String>, Query, description = "Only this class"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event (sent by EventSource on reconnect)")),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "Server-Sent Events: `id: seq`, `event: kind`, `data: export line`; from the log, then following new events", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "A bad parameter, named", body = ErrorBody),
+        (status = 401, description = "No valid session (209)", body = ErrorBody),
+        (status = 403, description = "Not permitted to read the class (119)", body = ErrorBody)))]
 async fn changes(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,

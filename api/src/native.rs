@@ -15,8 +15,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State as Extract};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use ledger::{VerifyMode, VerifyPolicy};
 use projections::report::{DayReport, Diff};
 use projections::table;
@@ -24,11 +23,14 @@ use projections::when::{self, Day};
 use projections::At;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::accounts;
 use crate::auth::permissions::{Op, Role, Roles};
 use crate::auth::Caller;
 use crate::error::{code, ApiError, ApiResult};
+use crate::openapi::{AppPath, AsOfQuery, ClassPath, ErrorBody, ParseQuery, RecordPath};
 use crate::server::SEQ_HEADER;
 use crate::state::State;
 
@@ -37,25 +39,23 @@ pub(crate) fn audit_roles() -> Roles {
     Roles::of(&[Role::Admin, Role::Manager, Role::QaReviewer, Role::Auditor])
 }
 
-/// The native routes, to be nested at `/ledger`.
-pub fn routes() -> Router<Arc<State>> {
-    Router::new()
-        .route("/{app}/keys", get(keys))
-        .route("/{app}/verify", get(verify))
-        .route("/{app}/schema", get(schema))
-        .route("/{app}/classes/{class}", get(class_query))
-        .route("/{app}/history/{class}/{id}", get(history))
-        .route("/{app}/day/{when}", get(day))
-        .route("/{app}/diff", get(diff))
-        .route("/{app}/events", get(events))
-        .route("/{app}/export", get(export))
-        .route(
-            "/{app}/checkpoint",
-            get(latest_checkpoint).post(new_checkpoint),
-        )
-        .route("/{app}/checkpoints", get(checkpoints))
-        .route("/{app}/proof/inclusion", get(inclusion))
-        .route("/{app}/proof/consistency", get(consistency))
+/// The native routes, to be nested at `/ledger`: each handler's `#[utoipa::path]`
+/// registers it in the router and in the OpenAPI document at once.
+pub fn routes() -> OpenApiRouter<Arc<State>> {
+    OpenApiRouter::new()
+        .routes(routes!(keys))
+        .routes(routes!(verify))
+        .routes(routes!(schema))
+        .routes(routes!(class_query))
+        .routes(routes!(history))
+        .routes(routes!(day))
+        .routes(routes!(diff))
+        .routes(routes!(events))
+        .routes(routes!(export))
+        .routes(routes!(latest_checkpoint, new_checkpoint))
+        .routes(routes!(checkpoints))
+        .routes(routes!(inclusion))
+        .routes(routes!(consistency))
         .merge(crate::esign::routes())
         .merge(crate::live::routes())
 }
@@ -117,6 +117,8 @@ pub(crate) fn result(r: ApiResult<Response>) -> Response {
 }
 
 /// `GET /ledger/{app}/keys`: the public keys the chain declared, with their validity.
+#[utoipa::path(get, path = "/{app}/keys", tag = "ledger", params(AppPath),
+    responses((status = 200, description = "`{app, keys: [{keyId, algorithm, publicKey, fromSeq, toSeq}]}`", body = Object), (status = 404, description = "No such app", body = ErrorBody)))]
 async fn keys(Extract(state): Extract<Arc<State>>, Path(app): Path<String>) -> Response {
     result(
         blocking(state, move |s| {
@@ -140,6 +142,8 @@ async fn keys(Extract(state): Extract<Arc<State>>, Path(app): Path<String>) -> R
 
 /// `GET /ledger/{app}/schema`: the app's current schema (Parse's `{"classes": [...]}`),
 /// for audit roles: what an auditor's tool lists and reads.
+#[utoipa::path(get, path = "/{app}/schema", tag = "ledger", params(AppPath), security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "`{app, schema: {classes: [{className, fields}]}}`", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
 async fn schema(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -166,6 +170,8 @@ struct VerifyParams {
 }
 
 /// `GET /ledger/{app}/verify?mode=full|links-only`: verifies the chain now.
+#[utoipa::path(get, path = "/{app}/verify", tag = "ledger", params(AppPath, ("mode" = Option<String>, Query, description = "`full` (default) or `links-only`")), security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "`{ok, verified, lastSeq, firstHash, lastHash, firstTime, lastTime, keys, redacted, failure: {seq, why}?}`", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
 async fn verify(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -212,6 +218,8 @@ async fn verify(
 /// `GET /ledger/{app}/classes/{class}?where=…&order=…&limit=…&asOf=WHEN|asOfSeq=N&tz=…`:
 /// the Parse class query (same parameters, same answer, `X-Ledger-Seq`), with the
 /// session as a bearer token; `asOf` makes it the class as it stood then.
+#[utoipa::path(get, path = "/{app}/classes/{class}", tag = "ledger", params(ClassPath, ParseQuery, AsOfQuery), security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "`{results, count?}` as Parse answers, dates with microseconds; `X-Ledger-Seq`", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
 async fn class_query(
     Extract(state): Extract<Arc<State>>,
     Path((app, class)): Path<(String, String)>,
@@ -245,6 +253,8 @@ async fn class_query(
 }
 
 /// `GET /ledger/{app}/history/{class}/{id}`: every event of one record with its diffs.
+#[utoipa::path(get, path = "/{app}/history/{class}/{id}", tag = "ledger", params(RecordPath), security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "`{class, object_id, events: [{seq, recorded_at, actor, kind, reason, changes, detail, hash}], seq}`", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
 async fn history(
     Extract(state): Extract<Arc<State>>,
     Path((app, class, id)): Path<(String, String, String)>,
@@ -336,6 +346,8 @@ fn diff_csv(app: &str, d: &Diff) -> ApiResult<Response> {
 
 /// `GET /ledger/{app}/day/{when}?tz=ZONE&format=json|csv`: everything recorded that
 /// calendar day, grouped by record, with a summary first.
+#[utoipa::path(get, path = "/{app}/day/{when}", tag = "ledger", params(AppPath, ("when" = String, Path, description = "A day: `2026-11-17`, `yesterday`, `last tuesday`…"), ("tz" = Option<String>, Query, description = "IANA zone (default UTC)"), ("format" = Option<String>, Query, description = "`json` (default) or `csv`")), security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "`{app, date, tz, start, end, seq_range, summary, records}`, or CSV", body = Object, content_type = "application/json"), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
 async fn day(
     Extract(state): Extract<Arc<State>>,
     Path((app, when_expr)): Path<(String, String)>,
@@ -388,6 +400,8 @@ fn point(
 
 /// `GET /ledger/{app}/diff?from=WHEN|fromSeq=N&to=WHEN|toSeq=N&class=C&tz=ZONE&format=`:
 /// what changed between two points (created, updated with field diffs, deleted).
+#[utoipa::path(get, path = "/{app}/diff", tag = "ledger", params(AppPath, ("from" = Option<String>, Query, description = "The first point (time expression)"), ("fromSeq" = Option<u64>, Query, description = "Or its sequence number"), ("to" = Option<String>, Query, description = "The second point (default now)"), ("toSeq" = Option<u64>, Query, description = "Or its sequence number"), ("class" = Option<String>, Query, description = "Only this class"), ("tz" = Option<String>, Query, description = "IANA zone of the expressions"), ("format" = Option<String>, Query, description = "`json` (default) or `csv`")), security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "`{from_seq, to_seq, records: [{class, object_id, kind, changes, seqs}]}`, or CSV", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
 async fn diff(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -426,6 +440,8 @@ struct RangeParams {
 const MAX_EVENTS: u64 = 1000;
 
 /// `GET /ledger/{app}/events?from=N&limit=M`: events as exported (docs/FORMAT.md §4.3).
+#[utoipa::path(get, path = "/{app}/events", tag = "ledger", params(AppPath, ("from" = Option<u64>, Query, description = "The first sequence number (default 1)"), ("limit" = Option<u64>, Query, description = "At most this many (≤ 1000)")), security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "`{app, head, events: [export lines], next}`", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
 async fn events(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -503,6 +519,8 @@ impl std::io::Write for ChannelWriter {
 
 /// `GET /ledger/{app}/export`: the app's chain as the NDJSON export of docs/FORMAT.md,
 /// streamed as it is read; the offline verification accepts it as is.
+#[utoipa::path(get, path = "/{app}/export", tag = "ledger", params(AppPath), security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "The app's chain as the NDJSON export of docs/FORMAT.md §4, streamed", body = String, content_type = "application/x-ndjson"), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
 async fn export(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -592,6 +610,8 @@ fn covering_checkpoint(s: &State, app: &str, size: u64) -> ApiResult<ledger::Che
 
 /// `GET /ledger/{app}/checkpoint`: the latest signed checkpoint (one is signed now if the
 /// app has none yet).
+#[utoipa::path(get, path = "/{app}/checkpoint", tag = "ledger", params(AppPath), security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "`{app, size, root, time, text}`: the latest signed checkpoint (signed now if none)", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
 async fn latest_checkpoint(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -612,6 +632,8 @@ async fn latest_checkpoint(
 
 /// `POST /ledger/{app}/checkpoint`: signs a checkpoint of the durable log now (or
 /// answers the latest if the log has not grown since).
+#[utoipa::path(post, path = "/{app}/checkpoint", tag = "ledger", params(AppPath), security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "`{app, size, root, time, text}`: a checkpoint of the durable log, signed now", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
 async fn new_checkpoint(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -640,6 +662,8 @@ struct ProofParams {
 
 /// `GET /ledger/{app}/checkpoints?from=SIZE`: the kept checkpoints of tree size `SIZE` or
 /// more, oldest first.
+#[utoipa::path(get, path = "/{app}/checkpoints", tag = "ledger", params(AppPath, ("from" = Option<u64>, Query, description = "The smallest tree size")), security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "`{app, checkpoints: [{size, root, time, text}]}`, oldest first", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
 async fn checkpoints(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -668,6 +692,8 @@ async fn checkpoints(
 /// tree of `M` events (docs/FORMAT.md §8.4), with the event's hash and the signed
 /// checkpoint of size `M`. Without `size`, the latest checkpoint that covers `N` (signed
 /// now if there is none).
+#[utoipa::path(get, path = "/{app}/proof/inclusion", tag = "ledger", params(AppPath, ("seq" = u64, Query, description = "The event"), ("size" = Option<u64>, Query, description = "The tree size (default: the latest checkpoint covering the event)")), security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "`{app, seq, tree_size, path, event_hash, checkpoint}` (docs/FORMAT.md §8.4)", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
 async fn inclusion(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -724,6 +750,8 @@ async fn inclusion(
 /// events is a prefix of the tree of `N` (docs/FORMAT.md §8.4), with the kept checkpoints
 /// of both sizes when there are. Without `to`, the latest checkpoint (signed now if it
 /// does not cover `M`).
+#[utoipa::path(get, path = "/{app}/proof/consistency", tag = "ledger", params(AppPath, ("from" = u64, Query, description = "The older tree size"), ("to" = Option<u64>, Query, description = "The newer size (default: the latest checkpoint)")), security(("bearer" = []), ("session" = [])),
+    responses((status = 200, description = "`{app, old_size, new_size, path, old_checkpoint, checkpoint}` (docs/FORMAT.md §8.4)", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
 async fn consistency(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,

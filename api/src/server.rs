@@ -25,6 +25,9 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::store::AuthStore;
 use crate::config::ServerConfig;
@@ -117,6 +120,27 @@ impl Server {
         &self.state
     }
 
+    /// The routes and the OpenAPI document describing them, built together: every
+    /// annotated handler is registered in both at once (`crate::openapi`). The Parse
+    /// routes are one dispatcher here and are described route by route in the document.
+    fn documented_routes() -> (Router<Arc<State>>, utoipa::openapi::OpenApi) {
+        let (router, mut doc) = OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
+            .routes(routes!(health))
+            .routes(routes!(metrics_text))
+            .nest("/ledger", crate::native::routes())
+            .split_for_parts();
+        doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+        let router = router
+            .route("/parse", any(parse_route))
+            .route("/parse/{*rest}", any(parse_route));
+        (router, doc)
+    }
+
+    /// The OpenAPI document (what `/openapi.json` serves).
+    pub fn openapi() -> utoipa::openapi::OpenApi {
+        Self::documented_routes().1
+    }
+
     /// The router, with its middleware.
     pub fn router(&self) -> Router {
         let cors = CorsLayer::new()
@@ -124,12 +148,16 @@ impl Server {
             .allow_methods(Any)
             .allow_headers(Any);
         let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
-        Router::new()
-            .route("/health", get(health))
-            .route("/metrics", get(metrics_text))
-            .route("/parse", any(parse_route))
-            .route("/parse/{*rest}", any(parse_route))
-            .nest("/ledger", crate::native::routes())
+        let (routed, doc) = Self::documented_routes();
+        let doc = Arc::new(doc);
+        routed
+            .route(
+                "/openapi.json",
+                get(move || {
+                    let doc = doc.clone();
+                    async move { Json(doc.as_ref().clone()).into_response() }
+                }),
+            )
             .fallback(not_found)
             .with_state(self.state.clone())
             .layer(middleware::from_fn(observe))
@@ -253,6 +281,8 @@ async fn checkpoints(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<b
     }
 }
 
+#[utoipa::path(get, path = "/health", tag = "server",
+    responses((status = 200, description = "`{status: \"ok\", apps}` once the server is ready", body = Object)))]
 async fn health(Extract(state): Extract<Arc<State>>) -> Response {
     Json(json!({"status": "ok", "apps": state.ledger.apps()})).into_response()
 }
@@ -274,6 +304,8 @@ pub fn install_metrics() {
     let _ = prometheus();
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "server",
+    responses((status = 200, description = "Prometheus metrics (text exposition format)", body = String, content_type = "text/plain")))]
 async fn metrics_text(Extract(state): Extract<Arc<State>>) -> Response {
     for app in state.ledger.apps() {
         if let Some(h) = state.ledger.head(&app) {

@@ -572,3 +572,250 @@ async fn the_native_class_query_reads_the_class_now_and_as_it_stood() {
     let (status, _) = get_json(&t, "/ledger/gxp/classes/ValidationLog", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// A request with a session, a reason for change and a JSON body.
+async fn send_with_reason(
+    t: &T,
+    method: &str,
+    path: &str,
+    token: &str,
+    reason: &str,
+    body: Value,
+) -> Value {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("X-Parse-Application-Id", "gxp")
+        .header("X-Parse-Session-Token", token)
+        .header("X-Audit-Reason", reason)
+        .header("Content-Type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let a = t.send(req).await;
+    assert!(
+        a.status.is_success(),
+        "{method} {path}: {} {}",
+        a.status,
+        a.body
+    );
+    a.body
+}
+
+#[tokio::test]
+async fn a_scripted_history_reads_back_step_by_step() {
+    let t = T::new();
+    let (_, mut manager) = t.session("gxp", "manager").await;
+    t.session("gxp", "qa_reviewer").await;
+    // The clock starts at 2026-11-23T12:00Z. Steps at 12:00, 14:00, 20:00 (a signature),
+    // 22:30 and 23:30 UTC: the last is already 2026-11-24 in Paris (UTC+1), but every
+    // step is 2026-11-23 in New York (UTC-5).
+    let a = t
+        .call(
+            "POST",
+            "/parse/classes/ValidationLog",
+            "gxp",
+            Some(&manager),
+            Some(validation_log()),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let id = a.body["objectId"].as_str().unwrap().to_string();
+    let path = format!("/parse/classes/ValidationLog/{id}");
+    // (seq, the record's fields after it — None once deleted).
+    let mut steps: Vec<(u64, Option<Value>)> = vec![(t.head("gxp"), Some(validation_log()))];
+    let mut state = validation_log();
+    for (hours, set, reason) in [
+        (2, json!({"result": "fail"}), "re-run after calibration"),
+        (
+            6,
+            json!({"testedSystem": "LIMS v2"}),
+            "system renamed in the inventory",
+        ),
+    ] {
+        t.clock.advance(hours * 3_600_000_000);
+        // Sessions end after 30 idle minutes: sign in again, as a user would.
+        manager = t.login("gxp", "manager.user").await;
+        send_with_reason(&t, "PUT", &path, &manager, reason, set.clone()).await;
+        for (k, v) in set.as_object().unwrap() {
+            state[k] = v.clone();
+        }
+        steps.push((t.head("gxp"), Some(state.clone())));
+    }
+    let version = t.head("gxp");
+    let mut qa = t.login("gxp", "qa_reviewer.user").await;
+    let signed = send_with_reason(
+        &t,
+        "POST",
+        &format!("/ledger/gxp/sign/ValidationLog/{id}"),
+        &qa,
+        "approval",
+        json!({"meaning": "approval", "versionSeq": version, "username": "qa_reviewer.user", "password": common::PASSWORD}),
+    )
+    .await;
+    assert_eq!(signed["payload"]["version_seq"], version, "{signed}");
+    steps.push((t.head("gxp"), Some(state.clone())));
+    t.clock.advance(9_000_000_000); // 22:30
+    manager = t.login("gxp", "manager.user").await;
+    send_with_reason(
+        &t,
+        "PUT",
+        &path,
+        &manager,
+        "result confirmed",
+        json!({"result": "pass"}),
+    )
+    .await;
+    state["result"] = json!("pass");
+    steps.push((t.head("gxp"), Some(state.clone())));
+    t.clock.advance(3_600_000_000); // 23:30
+    manager = t.login("gxp", "manager.user").await;
+    qa = t.login("gxp", "qa_reviewer.user").await;
+    send_with_reason(
+        &t,
+        "DELETE",
+        &path,
+        &manager,
+        "entered in the wrong site",
+        json!({}),
+    )
+    .await;
+    steps.push((t.head("gxp"), None));
+
+    // As of each step: exactly that step's fields, through both routes.
+    for (seq, want) in &steps {
+        let (status, r) = get_json(
+            &t,
+            &format!("/ledger/gxp/records/ValidationLog/{id}?asOfSeq={seq}"),
+            Some(&qa),
+        )
+        .await;
+        let (_, q) = get_json(
+            &t,
+            &format!("/ledger/gxp/classes/ValidationLog?asOfSeq={seq}&where=%7B%22objectId%22%3A%22{id}%22%7D"),
+            Some(&qa),
+        )
+        .await;
+        match want {
+            Some(fields) => {
+                assert_eq!(status, StatusCode::OK, "as of {seq}: {r}");
+                for (k, v) in fields.as_object().unwrap() {
+                    assert_eq!(&r["record"][k], v, "as of {seq}: {k}");
+                    assert_eq!(&q["results"][0][k], v, "as of {seq}: {k} (class query)");
+                }
+            }
+            None => {
+                assert_eq!(status, StatusCode::NOT_FOUND, "deleted as of {seq}: {r}");
+                assert_eq!(q["results"], json!([]), "deleted as of {seq}");
+            }
+        }
+    }
+
+    // The history: every step, with its reason and exact field changes.
+    let (_, h) = get_json(
+        &t,
+        &format!("/ledger/gxp/history/ValidationLog/{id}"),
+        Some(&qa),
+    )
+    .await;
+    let events = h["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "record.created",
+            "record.updated",
+            "record.updated",
+            "record.signed",
+            "record.updated",
+            "record.deleted"
+        ]
+    );
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, steps.iter().map(|s| s.0).collect::<Vec<_>>());
+    assert_eq!(events[1]["reason"], "re-run after calibration");
+    assert_eq!(
+        events[1]["changes"],
+        json!([{"field": "result", "before": "pass", "after": "fail"}])
+    );
+    assert_eq!(
+        events[2]["changes"],
+        json!([{"field": "testedSystem", "before": "LIMS", "after": "LIMS v2"}])
+    );
+    assert_eq!(events[3]["detail"]["meaning"], "approval");
+    assert_eq!(events[3]["detail"]["version_seq"], version);
+    assert_eq!(
+        events[4]["changes"],
+        json!([{"field": "result", "before": "fail", "after": "pass"}])
+    );
+    assert_eq!(events[5]["reason"], "entered in the wrong site");
+
+    // The day in two zones: Paris has all but the deletion (already the 24th there); New
+    // York has every step.
+    for (tz, want) in [
+        ("Europe/Paris", &seqs[..5]),
+        ("America/New_York", &seqs[..]),
+    ] {
+        let (_, day) = get_json(
+            &t,
+            &format!("/ledger/gxp/day/2026-11-23?tz={tz}"),
+            Some(&qa),
+        )
+        .await;
+        let got: Vec<u64> = day["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["object_id"] == id.as_str())
+            .flat_map(|g| {
+                g["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["seq"].as_u64().unwrap())
+            })
+            .collect();
+        assert_eq!(got, want, "{tz}");
+    }
+    let (_, next) = get_json(&t, "/ledger/gxp/day/2026-11-24?tz=Europe/Paris", Some(&qa)).await;
+    assert!(next["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["object_id"] == id.as_str()));
+
+    // The export downloaded over HTTP verifies offline; tampered at the first update, it
+    // fails there.
+    let (_, _, body) = get(&t, "/ledger/gxp/export", Some(&qa)).await;
+    let reports = ledger::export::verify_export(&body[..], ledger::VerifyMode::Full, None).unwrap();
+    assert!(reports[0].failure.is_none(), "{:?}", reports[0].failure);
+    let text = String::from_utf8(body).unwrap();
+    let update = steps[1].0;
+    let tampered: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            if v["type"] == "event" && v["seq"] == update {
+                l.replace(r#"\"fail\""#, r#"\"pass\""#)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert_ne!(
+        tampered.join("\n") + "\n",
+        text,
+        "the tamper changed the line"
+    );
+    let reports = ledger::export::verify_export(
+        tampered.join("\n").as_bytes(),
+        ledger::VerifyMode::Full,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        reports[0].failure.as_ref().map(|f| f.seq),
+        Some(update),
+        "{:?}",
+        reports[0].failure
+    );
+}

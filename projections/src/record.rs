@@ -52,8 +52,13 @@ impl Record {
     /// The record as a Parse REST object: its fields, then `objectId`, `createdAt` and
     /// `updatedAt` (ISO strings, as Parse sends them).
     pub fn to_parse_json(&self) -> Map<String, Value> {
-        let mut m = self.fields.clone();
-        m.insert(OBJECT_ID.into(), Value::String(self.object_id.clone()));
+        self.clone().into_parse_json()
+    }
+
+    /// [`Record::to_parse_json`], consuming the record (no copy of its fields).
+    pub fn into_parse_json(self) -> Map<String, Value> {
+        let mut m = self.fields;
+        m.insert(OBJECT_ID.into(), Value::String(self.object_id));
         m.insert(
             CREATED_AT.into(),
             Value::String(self.created_at.to_rfc3339()),

@@ -280,9 +280,9 @@ impl Source for Local {
             .class_at(app, class, At::Time(t))?;
         let records = v
             .value
-            .iter()
+            .into_iter()
             .filter(|r| filter.as_ref().is_none_or(|q| q.matches(r)))
-            .map(|r| r.to_parse_json())
+            .map(projections::Record::into_parse_json)
             .collect();
         Ok((v.seq, records))
     }

@@ -33,7 +33,7 @@ use crate::auth::store::AuthStore;
 use crate::config::ServerConfig;
 use crate::error::{code, ApiError};
 use crate::parse::request::ParseRequest;
-use crate::parse::{dispatch, Reply};
+use crate::parse::{dispatch_step, Reply, Step};
 use crate::state::State;
 
 /// Why the server could not start.
@@ -428,11 +428,18 @@ async fn parse_route(
             &bytes,
             state.config.max_json_depth,
         )?;
-        dispatch(&state, &req)
+        dispatch_step(&state, &req).map(|step| (step, state))
     })
     .await;
     match result {
-        Ok(Ok(reply)) => reply_response(reply),
+        Ok(Ok((Step::Reply(reply), _))) => reply_response(reply),
+        Ok(Ok((Step::Create(p), state))) => {
+            let (request, answer) = p.split();
+            match state.submit(request).await {
+                Ok(a) => reply_response(answer.reply(&a)),
+                Err(e) => e.into_response(),
+            }
+        }
         Ok(Err(e)) => e.into_response(),
         Err(e) => ApiError::internal(format!("request handler failed: {e}")).into_response(),
     }

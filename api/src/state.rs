@@ -73,13 +73,16 @@ impl State {
             reason,
             command,
         });
-        match &r {
-            Ok(a) if !a.duplicate => {
-                counter!("ledger_appends_total", "app" => app.to_string()).increment(1)
-            }
-            Ok(_) => counter!("ledger_idempotent_replays_total").increment(1),
-            Err(_) => counter!("ledger_append_refusals_total").increment(1),
-        }
+        count_append(app, &r);
+        Ok(r?)
+    }
+
+    /// [`State::append`] for async callers: the request is queued at once and the caller
+    /// awaits its acknowledgement without holding a thread.
+    pub async fn submit(&self, request: AppendRequest) -> ApiResult<Appended> {
+        let app = request.app.clone();
+        let r = self.ledger.submit(request).await;
+        count_append(&app, &r);
         Ok(r?)
     }
 
@@ -158,5 +161,16 @@ impl State {
     /// One record as it stands now.
     pub fn record(&self, app: &str, class: &str, object_id: &str) -> ApiResult<Option<Record>> {
         Ok(self.projections.get(app, class, object_id, At::Now)?.value)
+    }
+}
+
+/// Counts an append's outcome in the metrics.
+fn count_append(app: &str, r: &Result<Appended, ledger::AppendError>) {
+    match r {
+        Ok(a) if !a.duplicate => {
+            counter!("ledger_appends_total", "app" => app.to_string()).increment(1)
+        }
+        Ok(_) => counter!("ledger_idempotent_replays_total").increment(1),
+        Err(_) => counter!("ledger_append_refusals_total").increment(1),
     }
 }

@@ -58,6 +58,31 @@ impl Reply {
 /// The version this server reports to `GET /serverInfo`.
 const PARSE_COMPAT_VERSION: &str = "7.0.0";
 
+/// What a Parse request comes to on the blocking pool: an answer, or a create checked
+/// and ready for the server to append asynchronously (the hot write path: no thread
+/// waits for the fsync).
+pub enum Step {
+    /// The answer.
+    Reply(Reply),
+    /// A create to queue and await.
+    Create(objects::PreparedCreate),
+}
+
+/// [`dispatch`], except that a record create (`POST /classes/{class}` with a session,
+/// any class but `_User`) stops before its append: the same checks, in the same order.
+pub fn dispatch_step(state: &State, req: &ParseRequest) -> ApiResult<Step> {
+    if req.method == Method::POST && req.session_token.is_some() {
+        if let ["classes", class] = req.path().as_slice() {
+            if *class != USER_CLASS {
+                let app = state.known_app(req.app.as_deref())?;
+                let caller = accounts::caller(state, &app, req.session_token.as_deref())?;
+                return objects::prepare_create(state, &caller, req, class).map(Step::Create);
+            }
+        }
+    }
+    dispatch(state, req).map(Step::Reply)
+}
+
 /// Answers one Parse request (blocking: run it off the async runtime).
 pub fn dispatch(state: &State, req: &ParseRequest) -> ApiResult<Reply> {
     let path = req.path();

@@ -207,6 +207,52 @@ pub fn resolve(
 
 /// `POST /classes/{class}`.
 pub fn create(state: &State, caller: &Caller, req: &ParseRequest, class: &str) -> ApiResult<Reply> {
+    let (r, answer) = prepare_create(state, caller, req, class)?.split();
+    let a = state.append(&r.app, r.actor, r.idempotency_key, r.reason, r.command)?;
+    Ok(answer.reply(&a))
+}
+
+/// A create checked and ready to append: the server queues its request and awaits it
+/// off the blocking pool, then answers with [`CreateAnswer::reply`].
+pub struct PreparedCreate {
+    request: ledger::AppendRequest,
+    answer: CreateAnswer,
+}
+
+/// What a create answers with, besides what its append tells.
+pub struct CreateAnswer {
+    op_results: Map<String, Value>,
+    location: String,
+}
+
+impl PreparedCreate {
+    /// The append to make, and how to answer once it is durable.
+    pub fn split(self) -> (ledger::AppendRequest, CreateAnswer) {
+        (self.request, self.answer)
+    }
+}
+
+impl CreateAnswer {
+    /// The answer once the append is durable: `{objectId, createdAt}`, 201, `Location`.
+    pub fn reply(self, a: &ledger::Appended) -> Reply {
+        let id = subject_id(&a.event.subject);
+        let mut body = self.op_results;
+        body.insert("objectId".into(), json!(id));
+        body.insert("createdAt".into(), json!(parse_date(a.event.recorded_at)));
+        Reply::new(StatusCode::CREATED, Value::Object(body))
+            .seq(a.event.seq)
+            .location(format!("{}/{id}", self.location))
+    }
+}
+
+/// Everything a create checks before it appends: the class, the permission (a refusal is
+/// recorded), the objectId, the Parse operations and guarded fields.
+pub fn prepare_create(
+    state: &State,
+    caller: &Caller,
+    req: &ParseRequest,
+    class: &str,
+) -> ApiResult<PreparedCreate> {
     state.class_def(&caller.app, class)?;
     let rules = state.permit(caller, Op::Create, class, None)?;
     let mut data = req.data.clone();
@@ -225,24 +271,23 @@ pub fn create(state: &State, caller: &Caller, req: &ParseRequest, class: &str) -
     };
     let r = resolve(data, None)?;
     check_guarded(state, caller, &rules, class, None, &r.set, &r.unset)?;
-    let a = state.append(
-        &caller.app,
-        caller.actor(),
-        req.request_id.clone(),
-        req.reason.clone(),
-        Command::CreateRecord {
-            class: class.to_string(),
-            object_id,
-            fields: r.set,
+    Ok(PreparedCreate {
+        request: ledger::AppendRequest {
+            app: caller.app.clone(),
+            actor: caller.actor(),
+            idempotency_key: req.request_id.clone(),
+            reason: req.reason.clone(),
+            command: Command::CreateRecord {
+                class: class.to_string(),
+                object_id,
+                fields: r.set,
+            },
         },
-    )?;
-    let id = subject_id(&a.event.subject);
-    let mut body = r.op_results;
-    body.insert("objectId".into(), json!(id));
-    body.insert("createdAt".into(), json!(parse_date(a.event.recorded_at)));
-    Ok(Reply::new(StatusCode::CREATED, Value::Object(body))
-        .seq(a.event.seq)
-        .location(format!("{}/parse/classes/{class}/{id}", req.origin)))
+        answer: CreateAnswer {
+            op_results: r.op_results,
+            location: format!("{}/parse/classes/{class}", req.origin),
+        },
+    })
 }
 
 fn subject_id(s: &Option<Subject>) -> String {

@@ -65,7 +65,7 @@ pub enum Step {
     /// The answer.
     Reply(Reply),
     /// A create to queue and await.
-    Create(objects::PreparedCreate),
+    Create(Box<objects::PreparedCreate>),
 }
 
 /// [`dispatch`], except that a record create (`POST /classes/{class}` with a session,
@@ -76,7 +76,8 @@ pub fn dispatch_step(state: &State, req: &ParseRequest) -> ApiResult<Step> {
             if *class != USER_CLASS {
                 let app = state.known_app(req.app.as_deref())?;
                 let caller = accounts::caller(state, &app, req.session_token.as_deref())?;
-                return objects::prepare_create(state, &caller, req, class).map(Step::Create);
+                return objects::prepare_create(state, &caller, req, class)
+                    .map(|p| Step::Create(Box::new(p)));
             }
         }
     }

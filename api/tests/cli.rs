@@ -1,10 +1,10 @@
 //! The `audit-ledger` command end to end on a real data directory.
 
+mod process;
+
 use std::process::Command;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_audit-ledger"))
-}
+use process::{add_user, bin, free_port, http};
 
 #[test]
 fn init_verify_export_keys_and_a_clear_error_for_a_locked_directory() {
@@ -85,77 +85,13 @@ fn init_verify_export_keys_and_a_clear_error_for_a_locked_directory() {
     drop(holder);
 }
 
-/// One HTTP/1.1 request over a plain socket; returns (status, body).
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .expect("timeout");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 #[test]
 fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm_keeping_acknowledged_writes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().to_str().expect("utf8");
     // The first admin, as docs/API.md says a deployment creates it.
-    let mut add = bin()
-        .args([
-            "--data-dir",
-            d,
-            "user",
-            "add",
-            "--app",
-            "gxp",
-            "--username",
-            "alice",
-            "--role",
-            "admin",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    {
-        use std::io::Write;
-        let mut stdin = add.stdin.take().expect("stdin");
-        stdin.write_all(b"a-long-admin-password\n").expect("write");
-    }
-    let out = add.wait_with_output().expect("wait");
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("created alice (admin) in gxp"));
+    let added = add_user(d, "gxp", "alice", "admin", "a-long-admin-password");
+    assert!(added.contains("created alice (admin) in gxp"), "{added}");
 
     let port = free_port();
     let mut server = bin()

@@ -6,81 +6,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
-use api::accounts::{create_user, NewUser};
-use api::{PasswordCost, Server, ServerConfig};
 use common::*;
-use ledger::Actor;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const NOW: &str = "2026-09-04T12:00:00Z";
-const PASSWORD: &str = "auditor-password-1";
-
-struct Running {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn start(dir: &std::path::Path) -> Running {
-    let mut config = ServerConfig::new(dir);
-    config.password_cost = PasswordCost::for_tests();
-    config.checkpoint_interval = None;
-    let server = Server::open(config).expect("server");
-    for app in ["gxp", "hipaa", "iso14001", "iso9001", "training"] {
-        for (name, role) in [("auditor", "auditor"), ("operator", "field_staff")] {
-            create_user(
-                server.state(),
-                app,
-                Some(Actor::system()),
-                None,
-                NewUser {
-                    username: name.into(),
-                    password: PASSWORD.into(),
-                    fields: json!({"role": role}).as_object().unwrap().clone(),
-                },
-            )
-            .expect("user");
-        }
-    }
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            server
-                .serve(listener, async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
-    });
-    let addr = addr_rx.recv().unwrap();
-    Running {
-        addr,
-        stop: Some(stop),
-        thread: Some(thread),
-    }
-}
 
 #[test]
 fn server_mode_answers_as_offline_mode() {

@@ -54,7 +54,7 @@ say "PostgreSQL: fsync=$(psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc 'show 
 # Parse Server.
 (cd "$PEER" && exec node_modules/.bin/parse-server --appId gxp --masterKey peer-master-key \
   --databaseURI "postgres://postgres@127.0.0.1:$PG_PORT/parse" --port "$PARSE_PORT" \
-  --serverURL "http://127.0.0.1:$PARSE_PORT/parse" --mountPath /parse) > "$WORK/parse.log" 2>&1 &
+  --serverURL "http://127.0.0.1:$PARSE_PORT/parse" --mountPath /parse --logsFolder "$WORK/parse-logs") > "$WORK/parse.log" 2>&1 &
 PIDS+=($!)
 wait_for() {
   for _ in $(seq 240); do curl -sf "$1" >/dev/null && break; sleep 0.5; done

@@ -20,6 +20,10 @@ use super::{AppBatch, Mark, RawEvents, RecordState, Store, StoreError, StoreResu
 /// Cache sled may use, in bytes: bounds the server's memory (SPEC §8, ≤ 300 MB RSS).
 const CACHE_BYTES: u64 = 128 * 1024 * 1024;
 
+/// How long [`SledStore::open`] waits for a lock a store closed moments ago may still
+/// hold before it reports the directory as in use.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// A sled database in a directory.
 #[derive(Debug)]
 pub struct SledStore {
@@ -46,18 +50,29 @@ impl SledStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> StoreResult<Self> {
         std::fs::create_dir_all(dir)?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)
             .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if io.to_string().contains("lock") => StoreError::Locked {
-                    path: dir.display().to_string(),
-                },
-                other => backend(other),
-            })?;
+            .flush_every_ms(None);
+        // sled releases its file lock from its own threads shortly after the last handle
+        // of a store is dropped: a store closed a moment ago in this process may still
+        // hold it. Wait for that, briefly; a lock another process holds is reported then.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io)) if io.to_string().contains("lock") => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Locked {
+                            path: dir.display().to_string(),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(other) => return Err(backend(other)),
+            }
+        };
         let data_file = File::open(dir.join("db"))?;
         File::open(dir)?.sync_all()?;
         Ok(SledStore {

@@ -136,11 +136,6 @@ impl Server {
         (router, doc)
     }
 
-    /// The OpenAPI document (what `/openapi.json` serves).
-    pub fn openapi() -> utoipa::openapi::OpenApi {
-        Self::documented_routes().1
-    }
-
     /// The router, with its middleware.
     pub fn router(&self) -> Router {
         let cors = CorsLayer::new()

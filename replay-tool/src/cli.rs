@@ -146,7 +146,7 @@ pub enum Command {
 }
 
 /// What `prove` proves.
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 pub enum ProveWhat {
     /// Event SEQ is in the log.
     Inclusion {

@@ -304,25 +304,7 @@ impl Plan {
                     }
                 };
                 Plan::Prove {
-                    what: match what {
-                        ProveWhat::Inclusion { seq, size } => ProveWhat::Inclusion {
-                            seq: *seq,
-                            size: *size,
-                        },
-                        ProveWhat::Record {
-                            class,
-                            object_id,
-                            size,
-                        } => ProveWhat::Record {
-                            class: class.clone(),
-                            object_id: object_id.clone(),
-                            size: *size,
-                        },
-                        ProveWhat::Consistency { from, to } => ProveWhat::Consistency {
-                            from: *from,
-                            to: *to,
-                        },
-                    },
+                    what: what.clone(),
                     checkpoint,
                 }
             }
@@ -745,14 +727,7 @@ fn print_day(
     match format {
         Format::Json => render::json(out, &reports),
         Format::Csv => {
-            let mut rows = Vec::new();
-            for r in reports {
-                let mut app_rows = render::with_column(table::day_rows(r), "app", &r.app);
-                if !rows.is_empty() {
-                    app_rows.remove(0);
-                }
-                rows.extend(app_rows);
-            }
+            let rows = render::per_app(reports.iter().map(|r| (r.app.clone(), table::day_rows(r))));
             render::csv(out, &rows)
         }
         Format::Table => {
@@ -813,14 +788,11 @@ fn print_diff(out: &mut dyn Write, format: Format, reports: &[DiffReport]) -> an
     match format {
         Format::Json => render::json(out, &reports),
         Format::Csv => {
-            let mut rows = Vec::new();
-            for r in reports {
-                let mut app_rows = render::with_column(table::diff_rows(&r.diff), "app", &r.app);
-                if !rows.is_empty() {
-                    app_rows.remove(0);
-                }
-                rows.extend(app_rows);
-            }
+            let rows = render::per_app(
+                reports
+                    .iter()
+                    .map(|r| (r.app.clone(), table::diff_rows(&r.diff))),
+            );
             render::csv(out, &rows)
         }
         _ => {
@@ -853,15 +825,11 @@ fn print_history(
     match format {
         Format::Json => render::json(out, &reports),
         Format::Csv => {
-            let mut rows = Vec::new();
-            for r in reports {
-                let mut app_rows =
-                    render::with_column(table::history_rows(&r.history), "app", &r.app);
-                if !rows.is_empty() {
-                    app_rows.remove(0);
-                }
-                rows.extend(app_rows);
-            }
+            let rows = render::per_app(
+                reports
+                    .iter()
+                    .map(|r| (r.app.clone(), table::history_rows(&r.history))),
+            );
             render::csv(out, &rows)
         }
         _ => {

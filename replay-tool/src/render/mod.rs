@@ -55,7 +55,7 @@ pub fn json(out: &mut dyn Write, v: &impl Serialize) -> anyhow::Result<()> {
 }
 
 /// Prefixes every row with a column: its name in the header row, `value` in the others.
-pub fn with_column(rows: Vec<Vec<String>>, name: &str, value: &str) -> Vec<Vec<String>> {
+fn with_column(rows: Vec<Vec<String>>, name: &str, value: &str) -> Vec<Vec<String>> {
     rows.into_iter()
         .enumerate()
         .map(|(i, mut r)| {
@@ -63,4 +63,17 @@ pub fn with_column(rows: Vec<Vec<String>>, name: &str, value: &str) -> Vec<Vec<S
             r
         })
         .collect()
+}
+
+/// Each app's rows (header first) under one header, with an `app` column in front.
+pub fn per_app(parts: impl IntoIterator<Item = (String, Vec<Vec<String>>)>) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for (app, part) in parts {
+        let mut part = with_column(part, "app", &app);
+        if !rows.is_empty() {
+            part.remove(0);
+        }
+        rows.extend(part);
+    }
+    rows
 }

@@ -160,14 +160,7 @@ fn header_apps(path: &Path) -> anyhow::Result<Vec<String>> {
             path.display()
         );
     }
-    v.get("apps")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
+    super::strings(&v, "apps")
         .ok_or_else(|| anyhow!("{}: the header does not list the apps", path.display()))
 }
 

@@ -117,3 +117,14 @@ pub trait Source {
         to: Option<u64>,
     ) -> anyhow::Result<(ConsistencyProof, Option<String>, Option<String>)>;
 }
+
+/// The strings of the array at `key` of a JSON object (an export header's or `/health`'s
+/// `apps`), or `None` if there is no such array.
+fn strings(v: &Value, key: &str) -> Option<Vec<String>> {
+    v.get(key).and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    })
+}

@@ -183,15 +183,7 @@ impl Source for Remote {
             .map_err(|e| server_error(e, "GET /health"))?
             .into_json()
             .context("reading /health")?;
-        body.get("apps")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .ok_or_else(|| anyhow!("/health does not list the apps"))
+        super::strings(&body, "apps").ok_or_else(|| anyhow!("/health does not list the apps"))
     }
 
     fn classes(&self, app: &str) -> anyhow::Result<Vec<String>> {

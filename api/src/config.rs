@@ -103,6 +103,9 @@ pub struct ServerConfig {
     pub password_cost: PasswordCost,
     /// How often every app that grew gets a signed checkpoint (`None`: on demand only).
     pub checkpoint_interval: Option<std::time::Duration>,
+    /// Room kept free on the data directory's file system: below it writes are refused
+    /// (503) until space returns ([`ledger::LedgerConfig::min_free_bytes`]; 0: no check).
+    pub min_free_bytes: u64,
 }
 
 impl ServerConfig {
@@ -118,6 +121,7 @@ impl ServerConfig {
             policies: HashMap::new(),
             password_cost: PasswordCost::default(),
             checkpoint_interval: Some(std::time::Duration::from_secs(300)),
+            min_free_bytes: ledger::DEFAULT_MIN_FREE_BYTES,
         }
     }
 

@@ -177,7 +177,7 @@ impl From<AppendError> for ApiError {
             e @ A::OutdatedVersion { .. } => ApiError::bad(code::VALIDATION_ERROR, e.to_string()),
             e @ A::AppExists(_) => ApiError::bad(code::DUPLICATE_VALUE, e.to_string()),
             e @ A::BadRequest { .. } => ApiError::bad(code::INVALID_JSON, e.to_string()),
-            e @ (A::Durability(_) | A::Closed | A::WriteFailed(_)) => {
+            e @ (A::Durability(_) | A::Closed | A::WriteFailed(_) | A::StorageUnavailable(_)) => {
                 ApiError::unavailable(e.to_string())
             }
             e => ApiError::internal(e.to_string()),

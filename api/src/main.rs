@@ -64,6 +64,10 @@ enum Cmd {
         /// Seconds between signed checkpoints of every app that grew (0: on demand only).
         #[arg(long, default_value_t = 300)]
         checkpoint_every: u64,
+        /// MiB kept free on the data directory's file system: below it (or on a read-only
+        /// file system) writes are refused with 503 until space returns (0: no check).
+        #[arg(long, default_value_t = ledger::DEFAULT_MIN_FREE_BYTES / (1024 * 1024))]
+        min_free_mb: u64,
     },
     /// Manages accounts while no server holds the data directory.
     User {
@@ -142,6 +146,7 @@ fn serve(data_dir: PathBuf, cmd: Cmd) -> Result<ExitCode> {
         max_body_bytes,
         max_json_depth,
         checkpoint_every,
+        min_free_mb,
     } = cmd
     else {
         return Ok(ExitCode::from(2));
@@ -160,6 +165,7 @@ fn serve(data_dir: PathBuf, cmd: Cmd) -> Result<ExitCode> {
     cfg.max_json_depth = max_json_depth;
     cfg.checkpoint_interval =
         (checkpoint_every > 0).then(|| std::time::Duration::from_secs(checkpoint_every));
+    cfg.min_free_bytes = min_free_mb.saturating_mul(1024 * 1024);
     if let Some(path) = &config {
         cfg.load_policies(path)?;
     }

@@ -40,12 +40,12 @@ use crate::state::State;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The ledger could not be opened.
-    #[error("opening the ledger in {dir}: {source}")]
+    #[error("opening the ledger in {dir}: {error}")]
     Ledger {
         /// The data directory.
         dir: String,
-        /// Why.
-        source: ledger::OpenError,
+        /// Why (in the message, not repeated as a source).
+        error: ledger::OpenError,
     },
     /// The built-in apps could not be created.
     #[error("creating the built-in apps: {0}")]
@@ -73,12 +73,13 @@ impl Server {
     /// the system clock.
     pub fn open(config: ServerConfig) -> Result<Server, StartError> {
         let dir = config.data_dir.clone();
-        let ledger_err = |source| StartError::Ledger {
+        let ledger_err = |error| StartError::Ledger {
             dir: dir.display().to_string(),
-            source,
+            error,
         };
         let mut lc = LedgerConfig::in_dir(&dir).map_err(|e| ledger_err(e.into()))?;
         lc.checkpoints.interval = config.checkpoint_interval;
+        lc.min_free_bytes = config.min_free_bytes;
         let ledger = Arc::new(Ledger::open(lc).map_err(ledger_err)?);
         ledger.ensure_builtin_apps().map_err(StartError::Apps)?;
         let projections = Arc::new(Projections::open_dir(
@@ -277,9 +278,12 @@ async fn checkpoints(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<b
 }
 
 #[utoipa::path(get, path = "/health", tag = "server",
-    responses((status = 200, description = "`{status: \"ok\", apps}` once the server is ready", body = Object)))]
+    responses((status = 200, description = "`{status, apps, writes_refused}` once the server is ready: status is \"ok\", or \"read_only\" while writes are refused (the data directory is below its free-space reserve or read-only, or an fsync failed), with the reason in writes_refused; reads are still served", body = Object)))]
 async fn health(Extract(state): Extract<Arc<State>>) -> Response {
-    Json(json!({"status": "ok", "apps": state.ledger.apps()})).into_response()
+    let refusal = state.ledger.write_refusal();
+    let status = if refusal.is_some() { "read_only" } else { "ok" };
+    Json(json!({"status": status, "apps": state.ledger.apps(), "writes_refused": refusal}))
+        .into_response()
 }
 
 /// The process-wide Prometheus recorder (installed once, shared by every server).

@@ -145,6 +145,7 @@ fn switch_ledger(keep_tree: bool) -> (Arc<Ledger>, tempfile::TempDir, String) {
         seed: None,
         max_group: 4096,
         checkpoints: Default::default(),
+        min_free_bytes: 0,
     };
     let l = Ledger::open(config).expect("open");
     l.ensure_builtin_apps().expect("apps");

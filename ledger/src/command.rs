@@ -255,6 +255,10 @@ pub enum AppendError {
     /// Writing the group this append was part of failed; nothing was acknowledged.
     #[error("writing to the store failed, nothing was recorded: {0}")]
     WriteFailed(String),
+    /// The data directory's file system has less room than the reserve, or is read-only:
+    /// nothing was recorded, and writes resume by themselves once it has room again.
+    #[error("{0}: nothing was recorded; writes resume by themselves once the data directory has room and is writable")]
+    StorageUnavailable(String),
     /// Making the write durable failed; the ledger refuses writes until it is reopened.
     #[error("durability failure, the ledger refuses writes until restarted: {0}")]
     Durability(String),

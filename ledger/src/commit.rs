@@ -56,6 +56,22 @@ pub(crate) enum Job {
     },
 }
 
+impl Job {
+    /// Where the job's answer goes.
+    fn reply(self) -> Reply {
+        match self {
+            Job::Append(_, r)
+            | Job::CreateApp { reply: r, .. }
+            | Job::RotateKey { reply: r, .. } => r,
+        }
+    }
+}
+
+/// A size in MiB, one decimal, for messages.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
 /// Coordination between the three threads.
 #[derive(Default)]
 pub(crate) struct Pipeline {
@@ -288,7 +304,9 @@ impl Builder {
                         self.apps.remove(&app);
                     } else {
                         tracing::error!(app = %app, error = %e, "cannot reload app state after a failed write");
-                        self.shared.poisoned.store(true, Ordering::SeqCst);
+                        self.shared
+                            .poisoned
+                            .set(&format!("reloading {app} after a failed write: {e}"));
                     }
                 }
             }
@@ -298,19 +316,58 @@ impl Builder {
         self.pipeline.reset.store(false, Ordering::Release);
     }
 
+    /// Why nothing may be written now for want of room or writability: the store's file
+    /// system, checked once per group, is read-only or below the reserve. A failed check
+    /// refuses nothing (the write itself then decides). Transitions are logged once.
+    fn storage_refusal(&self) -> Option<String> {
+        if self.shared.min_free_bytes == 0 {
+            return None;
+        }
+        let refusal = match self.shared.store.space() {
+            Ok(Some(s)) if s.read_only => Some(format!(
+                "the data directory {} is on a read-only file system",
+                s.path
+            )),
+            Ok(Some(s)) if s.available < self.shared.min_free_bytes => Some(format!(
+                "the data directory {} has {} free, below the {} kept in reserve",
+                s.path,
+                mib(s.available),
+                mib(self.shared.min_free_bytes)
+            )),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the store's free space");
+                None
+            }
+        };
+        let mut current = self
+            .shared
+            .storage_refusal
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        match (&*current, &refusal) {
+            (None, Some(why)) => tracing::error!(reason = %why, "refusing writes"),
+            (Some(_), None) => tracing::warn!("the data directory has room again: writes resume"),
+            _ => {}
+        }
+        current.clone_from(&refusal);
+        refusal
+    }
+
     fn build_group(&mut self, jobs: Vec<Job>) {
+        if let Some(why) = self.storage_refusal() {
+            for job in jobs {
+                let _ = job
+                    .reply()
+                    .send(Err(AppendError::StorageUnavailable(why.clone())));
+            }
+            return;
+        }
         self.next_group += 1;
         let mut g = Group::default();
         for job in jobs {
-            if self.shared.poisoned.load(Ordering::SeqCst) {
-                let reply = match job {
-                    Job::Append(_, r)
-                    | Job::CreateApp { reply: r, .. }
-                    | Job::RotateKey { reply: r, .. } => r,
-                };
-                let _ = reply.send(Err(AppendError::Durability(
-                    "an earlier fsync failed".into(),
-                )));
+            if self.shared.poisoned.is_set() {
+                let _ = job.reply().send(Err(self.shared.poisoned.refusal()));
                 continue;
             }
             let (reply, outcome) = match job {
@@ -988,13 +1045,11 @@ pub(crate) fn run_writer(
         let mut groups = vec![first];
         groups.extend(rx.try_iter());
         let mut live = Vec::with_capacity(groups.len());
-        let poisoned = shared.poisoned.load(Ordering::SeqCst);
+        let poisoned = shared.poisoned.is_set();
         for u in groups {
             if poisoned {
                 for (reply, _) in u.group.replies {
-                    let _ = reply.send(Err(AppendError::Durability(
-                        "an earlier fsync failed".into(),
-                    )));
+                    let _ = reply.send(Err(shared.poisoned.refusal()));
                 }
             } else if failed_epoch.is_some_and(|f| u.epoch <= f) {
                 for (reply, _) in u.group.replies {
@@ -1131,19 +1186,19 @@ pub(crate) fn run_syncer(shared: &Shared, rx: mpsc::Receiver<Synced>) {
         groups.extend(rx.try_iter());
         // After a failed fsync nothing may be acknowledged: the kernel may have dropped
         // pages that an earlier write depended on, even if a later fsync succeeds.
-        let result = if shared.poisoned.load(Ordering::SeqCst) {
-            Err(crate::store::StoreError::Io(std::io::Error::other(
-                "an earlier fsync failed",
-            )))
+        let result = if shared.poisoned.is_set() {
+            Err(())
         } else {
-            shared.store.sync()
+            shared.store.sync().map_err(|e| {
+                let why = e.to_string();
+                shared.poisoned.set(&why);
+                tracing::error!(error = %why, "making writes durable failed; refusing further writes");
+            })
         };
-        if let Err(e) = result {
-            shared.poisoned.store(true, Ordering::SeqCst);
-            tracing::error!(error = %e, "fsync failed; refusing further writes");
+        if result.is_err() {
             for g in groups {
                 for (reply, _) in g.replies {
-                    let _ = reply.send(Err(AppendError::Durability(e.to_string())));
+                    let _ = reply.send(Err(shared.poisoned.refusal()));
                 }
             }
             continue;

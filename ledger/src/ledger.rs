@@ -44,7 +44,15 @@ pub struct LedgerConfig {
     pub max_group: usize,
     /// Signed checkpoints: the origin of each app's log and the server's schedule.
     pub checkpoints: CheckpointConfig,
+    /// Room to keep free on the store's file system: below it (or on a read-only file
+    /// system) appends are refused before anything is written, and resume by themselves
+    /// once there is room again. 0 turns the check off.
+    pub min_free_bytes: u64,
 }
+
+/// The default of [`LedgerConfig::min_free_bytes`] for a store on disk: room for sled to
+/// finish the writes and the projections in flight when the check last passed.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl LedgerConfig {
     /// The embedded store in `<dir>/store` (sled), keys in `<dir>/keys`, the system clock.
@@ -56,6 +64,7 @@ impl LedgerConfig {
             seed: None,
             max_group: 4096,
             checkpoints: CheckpointConfig::default(),
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
         })
     }
 
@@ -68,6 +77,7 @@ impl LedgerConfig {
             seed: Some(seed),
             max_group: 4096,
             checkpoints: CheckpointConfig::default(),
+            min_free_bytes: 0,
         }
     }
 }
@@ -134,16 +144,61 @@ pub(crate) struct AppView {
     pub(crate) schema: Arc<AppSchema>,
 }
 
+/// Set once making writes durable failed: from then on nothing may be acknowledged (the
+/// kernel may have dropped pages an earlier write depended on, even if a later fsync
+/// succeeds), until the ledger is reopened from what the disk holds.
+#[derive(Default)]
+pub(crate) struct Poison {
+    set: AtomicBool,
+    why: Mutex<Option<String>>,
+}
+
+impl Poison {
+    /// Records the first failure.
+    pub(crate) fn set(&self, why: &str) {
+        let mut first = self.why.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(why.to_string());
+        }
+        self.set.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether a failure was recorded.
+    pub(crate) fn is_set(&self) -> bool {
+        self.set.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The first failure, if any.
+    pub(crate) fn why(&self) -> Option<String> {
+        if !self.is_set() {
+            return None;
+        }
+        self.why.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The refusal of an append made after the failure.
+    pub(crate) fn refusal(&self) -> AppendError {
+        AppendError::Durability(format!(
+            "a write could not be made durable ({})",
+            self.why().unwrap_or_default()
+        ))
+    }
+}
+
 /// What the handle and the commit threads share.
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) keys: Arc<dyn KeyStore>,
     pub(crate) durable: RwLock<HashMap<String, AppView>>,
-    pub(crate) poisoned: AtomicBool,
+    pub(crate) poisoned: Poison,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) checkpoints: CheckpointConfig,
     /// Held while a checkpoint is cut, so that two are never cut from one previous one.
     pub(crate) checkpoint_lock: Mutex<()>,
+    /// [`LedgerConfig::min_free_bytes`].
+    pub(crate) min_free_bytes: u64,
+    /// Why appends are refused for want of room or writability, while they are.
+    pub(crate) storage_refusal: RwLock<Option<String>>,
 }
 
 /// A pending append: await it, or block on it with [`Pending::wait`].
@@ -210,10 +265,12 @@ impl Ledger {
             store: config.store,
             keys: config.keys,
             durable: RwLock::new(durable),
-            poisoned: AtomicBool::new(false),
+            poisoned: Poison::default(),
             clock: config.clock.clone(),
             checkpoints: config.checkpoints,
             checkpoint_lock: Mutex::new(()),
+            min_free_bytes: config.min_free_bytes,
+            storage_refusal: RwLock::new(None),
         });
         let seed = config.seed.unwrap_or_else(|| {
             let mut s = [0u8; 32];
@@ -272,10 +329,12 @@ impl Ledger {
             store,
             keys: Arc::new(crate::keys::NoKeys),
             durable: RwLock::new(durable),
-            poisoned: AtomicBool::new(false),
+            poisoned: Poison::default(),
             clock: Arc::new(SystemClock),
             checkpoints: CheckpointConfig::default(),
             checkpoint_lock: Mutex::new(()),
+            min_free_bytes: 0,
+            storage_refusal: RwLock::new(None),
         });
         Ok(Ledger {
             shared,
@@ -288,6 +347,22 @@ impl Ledger {
     /// Whether the ledger was opened with [`Ledger::open_read_only`].
     pub fn is_read_only(&self) -> bool {
         self.read_only
+    }
+
+    /// Why appends are being refused, if they are: the store's file system is below
+    /// [`LedgerConfig::min_free_bytes`] or read-only (this clears by itself once it has
+    /// room again), or an fsync failed (this lasts until the ledger is reopened).
+    pub fn write_refusal(&self) -> Option<String> {
+        if let Some(why) = self.shared.poisoned.why() {
+            return Some(format!(
+                "making writes durable failed ({why}): writes are refused until the server is restarted"
+            ));
+        }
+        self.shared
+            .storage_refusal
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn send(&self, job: Job, rx: oneshot::Receiver<Result<Appended, AppendError>>) -> Pending {

@@ -58,7 +58,9 @@ pub use command::{
 };
 pub use event::{Actor, Event, EventKind, Hash32, KeyId, Subject};
 pub use keys::{AppKey, FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore, PublicKey};
-pub use ledger::{Head, Ledger, LedgerConfig, OpenError, Pending, ReadError};
+pub use ledger::{
+    Head, Ledger, LedgerConfig, OpenError, Pending, ReadError, DEFAULT_MIN_FREE_BYTES,
+};
 pub use merkle::{ConsistencyProof, InclusionProof, ProofFailure, TreeError};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use verify::{Failure, FailureKind, VerifyMode, VerifyPolicy, VerifyReport};

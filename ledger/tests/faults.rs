@@ -1,5 +1,7 @@
 //! Storage faults: a failed write records nothing and the ledger carries on once the store
-//! works again; a failed fsync makes the ledger refuse every later write until reopened.
+//! works again; a failed fsync makes the ledger refuse every later write until reopened;
+//! a file system below the free-space reserve, or read-only, refuses appends before
+//! anything is written, and writes resume once it has room again.
 
 mod common;
 
@@ -9,7 +11,8 @@ use std::sync::Mutex;
 
 use common::*;
 use ledger::store::{
-    AppBatch, Mark, MemoryStore, RawEvents, RecordState, Store, StoreError, StoreResult, TreeNodes,
+    AppBatch, Mark, MemoryStore, RawEvents, RecordState, Space, Store, StoreError, StoreResult,
+    TreeNodes,
 };
 use ledger::{
     AppendError, Ledger, LedgerConfig, ManualClock, MemoryKeyStore, Timestamp, VerifyMode,
@@ -30,6 +33,8 @@ struct FaultyStore {
     fail_app: Mutex<Option<String>>,
     /// Hide this stored event from reads (as if removed behind the ledger's back).
     hidden: Mutex<Option<u64>>,
+    /// What `space` reports (None: no disk).
+    space: Mutex<Option<Space>>,
 }
 
 impl Store for FaultyStore {
@@ -99,6 +104,9 @@ impl Store for FaultyStore {
         }
         self.inner.sync()
     }
+    fn space(&self) -> StoreResult<Option<Space>> {
+        Ok(self.space.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
     fn tree_size(&self, app: &str) -> StoreResult<Option<u64>> {
         self.inner.tree_size(app)
     }
@@ -120,6 +128,10 @@ impl Store for FaultyStore {
 }
 
 fn faulty_ledger() -> (Ledger, Arc<FaultyStore>) {
+    faulty_ledger_keeping(0)
+}
+
+fn faulty_ledger_keeping(min_free_bytes: u64) -> (Ledger, Arc<FaultyStore>) {
     let store = Arc::new(FaultyStore::default());
     let config = LedgerConfig {
         store: store.clone(),
@@ -128,6 +140,7 @@ fn faulty_ledger() -> (Ledger, Arc<FaultyStore>) {
         seed: Some([5; 32]),
         max_group: 4096,
         checkpoints: Default::default(),
+        min_free_bytes,
     };
     let l = Ledger::open(config).expect("open");
     l.ensure_builtin_apps().expect("apps");
@@ -185,6 +198,71 @@ fn a_failed_write_records_nothing_and_the_ledger_carries_on() {
     assert!(r.ok(), "{:?}", r.failure);
 }
 
+fn set_space(store: &FaultyStore, available: u64, read_only: bool) {
+    *store.space.lock().unwrap_or_else(|p| p.into_inner()) = Some(Space {
+        path: "/data/store".into(),
+        available,
+        read_only,
+    });
+}
+
+#[test]
+fn a_full_or_read_only_disk_refuses_appends_before_writing_and_writes_resume_with_room() {
+    let (l, store) = faulty_ledger_keeping(1_000_000);
+    set_space(&store, 5_000_000, false);
+    let u = user(&l, "gxp", "mgr");
+    assert_eq!(l.write_refusal(), None);
+    let before = export_text(&l, "gxp");
+
+    // Below the reserve: every append is refused, naming the directory and the figures.
+    set_space(&store, 999_999, false);
+    let pending: Vec<_> = (0..10)
+        .map(|_| l.submit(req("gxp", ledger::Command::Login { user_id: u.clone() })))
+        .collect();
+    for p in pending {
+        let e = p.wait().expect_err("no room");
+        assert!(matches!(e, AppendError::StorageUnavailable(_)), "{e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("/data/store") && msg.contains("1.0 MiB free"),
+            "{msg}"
+        );
+        assert!(msg.contains("nothing was recorded"), "{msg}");
+    }
+    assert!(matches!(
+        l.rotate_key("gxp", actor(), None),
+        Err(AppendError::StorageUnavailable(_))
+    ));
+    let refusal = l.write_refusal().expect("the refusal is reported");
+    assert!(refusal.contains("reserve"), "{refusal}");
+
+    // A read-only file system: refused too, saying so.
+    set_space(&store, 5_000_000, true);
+    let e = create(&l, "gxp", "ValidationLog", validation_log(&u)).expect_err("read-only");
+    assert!(e.to_string().contains("read-only file system"), "{e}");
+    assert_eq!(
+        export_text(&l, "gxp"),
+        before,
+        "a refused append left something behind"
+    );
+
+    // Room again: writes resume with no gap, and the chain verifies.
+    set_space(&store, 1_000_000, false);
+    let next = create(&l, "gxp", "ValidationLog", validation_log(&u)).expect("room again");
+    let head_before: u64 = before
+        .lines()
+        .nth(1)
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .and_then(|v| v["head_seq"].as_u64())
+        .expect("head");
+    assert_eq!(next.event.seq, head_before + 1);
+    assert_eq!(l.write_refusal(), None);
+    let r = l
+        .verify("gxp", VerifyMode::Full, VerifyPolicy::default())
+        .expect("verify");
+    assert!(r.ok(), "{:?}", r.failure);
+}
+
 #[test]
 fn a_failed_fsync_refuses_every_later_write() {
     let (l, store) = faulty_ledger();
@@ -197,6 +275,7 @@ fn a_failed_fsync_refuses_every_later_write() {
         create(&l, "gxp", "ValidationLog", validation_log(&u)).expect_err("refused until reopened");
     assert!(matches!(e, AppendError::Durability(_)), "{e:?}");
     assert!(e.to_string().contains("restarted"), "{e}");
+    assert!(l.write_refusal().is_some_and(|r| r.contains("restarted")));
 }
 
 #[test]

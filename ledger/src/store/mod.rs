@@ -89,6 +89,17 @@ pub enum StoreError {
     Backend(String),
 }
 
+/// Room and writability of the file system a store lives on, as [`Store::space`] saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Space {
+    /// The store's directory.
+    pub path: String,
+    /// Bytes an unprivileged writer may still use there.
+    pub available: u64,
+    /// Whether the file system is mounted read-only.
+    pub read_only: bool,
+}
+
 /// Result of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -126,6 +137,11 @@ pub trait Store: Send + Sync + 'static {
     fn write(&self, batches: &[AppBatch]) -> StoreResult<()>;
     /// Makes every completed `write` durable.
     fn sync(&self) -> StoreResult<()>;
+    /// The room left on the store's file system and whether it is writable, for the
+    /// ledger to refuse writes before the disk fills; `None` for a store with no disk.
+    fn space(&self) -> StoreResult<Option<Space>> {
+        Ok(None)
+    }
     /// How many events the app's Merkle tree covers; `None` if the store predates trees.
     fn tree_size(&self, app: &str) -> StoreResult<Option<u64>>;
     /// The Merkle tree nodes event `seq` completed, level 0 first.

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 use super::layout::{self, entries, event_key, version_prefix, EVENT};
-use super::{AppBatch, Mark, RawEvents, RecordState, Store, StoreError, StoreResult, TreeNodes};
+use super::{
+    AppBatch, Mark, RawEvents, RecordState, Space, Store, StoreError, StoreResult, TreeNodes,
+};
 
 /// Cache sled may use, in bytes: bounds the server's memory (SPEC §8, ≤ 300 MB RSS).
 const CACHE_BYTES: u64 = 128 * 1024 * 1024;
@@ -38,7 +40,17 @@ pub struct SledStore {
 
 fn backend(e: sled::Error) -> StoreError {
     match e {
-        sled::Error::Io(io) => StoreError::Io(io),
+        // sled words some I/O errors with their Debug form; the two an operator must act
+        // on are given their plain names.
+        sled::Error::Io(io) => StoreError::Io(match io.kind() {
+            std::io::ErrorKind::StorageFull => {
+                std::io::Error::new(io.kind(), "no space left on device")
+            }
+            std::io::ErrorKind::ReadOnlyFilesystem => {
+                std::io::Error::new(io.kind(), "read-only file system")
+            }
+            _ => io,
+        }),
         sled::Error::Corruption { at, bt: _ } => {
             StoreError::Corrupt(format!("sled reports corruption at {at:?}"))
         }
@@ -312,6 +324,15 @@ impl Store for SledStore {
         let f = self.data_file.lock().unwrap_or_else(|p| p.into_inner());
         f.sync_all()?;
         Ok(())
+    }
+
+    fn space(&self) -> StoreResult<Option<Space>> {
+        let st = rustix::fs::statvfs(&self.path).map_err(std::io::Error::from)?;
+        Ok(Some(Space {
+            path: self.path.display().to_string(),
+            available: st.f_bavail.saturating_mul(st.f_frsize),
+            read_only: st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY),
+        }))
     }
 
     fn tree_size(&self, app: &str) -> StoreResult<Option<u64>> {

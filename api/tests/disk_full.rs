@@ -112,8 +112,20 @@ fn mounted(size_mib: u64) -> Option<Tmpfs> {
     t
 }
 
-fn serve(d: &Path, port: u16, min_free_mb: u64) -> Child {
-    bin()
+/// A running server, killed if the test fails before stopping it.
+struct Server(Option<Child>);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn serve(d: &Path, port: u16, min_free_mb: u64) -> Server {
+    let child = bin()
         .arg("--data-dir")
         .arg(d)
         .args([
@@ -128,10 +140,15 @@ fn serve(d: &Path, port: u16, min_free_mb: u64) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn server")
+        .expect("spawn server");
+    Server(Some(child))
 }
 
-fn stop(mut server: Child) {
+/// Stops the server with SIGTERM (as an operator would), killing it after 20 s.
+fn stop(mut server: Server) {
+    let Some(mut server) = server.0.take() else {
+        return;
+    };
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status();

@@ -232,10 +232,13 @@ struct SubjectIn<'a> {
     object_id: Cow<'a, str>,
 }
 
+/// Exactly `2 N` hex digits (no `0x` prefix) into N bytes; on every event line's hot path,
+/// hence the SIMD decoder.
 fn hex_field<const N: usize>(s: &str, field: &str) -> Result<[u8; N], String> {
     let mut out = [0u8; N];
-    hex::decode_to_slice(s, &mut out)
-        .map_err(|_| format!("{field:?} must be {} hex digits", N * 2))?;
+    if s.len() != 2 * N || const_hex::decode_to_slice(s, &mut out).is_err() {
+        return Err(format!("{field:?} must be {} hex digits", N * 2));
+    }
     Ok(out)
 }
 
@@ -316,26 +319,34 @@ pub(crate) struct AppLine {
 }
 
 /// What a pass over an export meets after the header: a section's start, or an event
-/// line (with its 1-based line number), left unparsed so that callers parse in bulk.
-pub(crate) enum Line {
+/// line (with its 1-based line number), left unparsed so that callers parse in bulk. The
+/// line is lent from one reused buffer: a caller that keeps it copies it.
+pub(crate) enum Line<'a> {
     App(AppLine),
-    Event(u64, String),
+    Event(u64, &'a str),
 }
 
 /// Walks an export: checks the header, reads each app line, hands every line to `on`,
 /// and checks at the end that the sections are the apps the header names. Shared by
 /// [`verify_export`] and [`crate::import`].
 pub(crate) fn walk(
-    input: impl BufRead,
-    mut on: impl FnMut(Line) -> Result<(), ExportError>,
+    mut input: impl BufRead,
+    mut on: impl FnMut(Line<'_>) -> Result<(), ExportError>,
 ) -> Result<(), ExportError> {
     let mut saw_header = false;
     let mut in_section = false;
     let mut header_apps: Vec<String> = Vec::new();
     let mut section_apps: Vec<String> = Vec::new();
-    for (i, line) in input.lines().enumerate() {
-        let n = i as u64 + 1;
-        let line = line?;
+    let mut buf = String::new();
+    let mut n = 0u64;
+    loop {
+        buf.clear();
+        if input.read_line(&mut buf)? == 0 {
+            break;
+        }
+        n += 1;
+        let line = buf.strip_suffix('\n').unwrap_or(&buf);
+        let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
             continue;
         }
@@ -345,7 +356,7 @@ pub(crate) fn walk(
             None
         } else {
             Some(
-                serde_json::from_str(&line).map_err(|e| ExportError::Malformed {
+                serde_json::from_str(line).map_err(|e| ExportError::Malformed {
                     line: n,
                     why: format!("not JSON: {e}"),
                 })?,
@@ -440,10 +451,27 @@ pub(crate) fn walk(
     Ok(())
 }
 
+/// Event lines packed into one buffer: `text` holds them end to end, `lines` their line
+/// numbers and places. Buffers go back to the reader to be reused, so reading a large
+/// export allocates a few buffers, not one string per line.
+#[derive(Default)]
+struct Chunk {
+    text: String,
+    lines: Vec<(u64, std::ops::Range<usize>)>,
+}
+
+impl Chunk {
+    fn push(&mut self, n: u64, line: &str) {
+        let start = self.text.len();
+        self.text.push_str(line);
+        self.lines.push((n, start..self.text.len()));
+    }
+}
+
 /// What the reading thread of [`verify_export`] hands over.
 enum Batch {
     App(AppLine),
-    Events(Vec<(u64, String)>),
+    Events(Chunk),
 }
 
 /// Verifies every app section of an export. `trusted_genesis`, if given, pins the genesis
@@ -458,29 +486,37 @@ pub fn verify_export(
     trusted_genesis: Option<Vec<PublicKey>>,
 ) -> Result<Vec<VerifyReport>, ExportError> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+    let (recycle, reuse) = std::sync::mpsc::channel::<Chunk>();
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
-            let mut chunk: Vec<(u64, String)> = Vec::with_capacity(CHUNK);
+            let fresh = |reuse: &std::sync::mpsc::Receiver<Chunk>| {
+                let mut c = reuse.try_recv().unwrap_or_default();
+                c.text.clear();
+                c.lines.clear();
+                c
+            };
+            let mut chunk = fresh(&reuse);
             // A send fails only once the verifier stopped listening: nothing left to do.
             walk(input, |line| {
                 match line {
                     Line::Event(n, text) => {
-                        chunk.push((n, text));
-                        if chunk.len() == CHUNK {
-                            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                        chunk.push(n, text);
+                        if chunk.lines.len() == CHUNK {
+                            let full = std::mem::replace(&mut chunk, fresh(&reuse));
                             let _ = tx.send(Batch::Events(full));
                         }
                     }
                     Line::App(a) => {
-                        if !chunk.is_empty() {
-                            let _ = tx.send(Batch::Events(std::mem::take(&mut chunk)));
+                        if !chunk.lines.is_empty() {
+                            let full = std::mem::replace(&mut chunk, fresh(&reuse));
+                            let _ = tx.send(Batch::Events(full));
                         }
                         let _ = tx.send(Batch::App(a));
                     }
                 }
                 Ok(())
             })?;
-            if !chunk.is_empty() {
+            if !chunk.lines.is_empty() {
                 let _ = tx.send(Batch::Events(chunk));
             }
             Ok::<(), ExportError>(())
@@ -489,15 +525,21 @@ pub fn verify_export(
         let mut current: Option<ChainVerifier> = None;
         for batch in rx {
             match batch {
-                Batch::Events(lines) => {
+                Batch::Events(mut chunk) => {
                     if let Some(verifier) = current.as_mut() {
-                        verifier.push_with(lines, |app, (n, line): (u64, String)| Item {
+                        let lines = std::mem::take(&mut chunk.lines);
+                        let text = chunk.text.as_str();
+                        verifier.push_with(lines, |app, (n, at)| Item {
                             key: None,
-                            summary: parse_event_line(&line)
+                            summary: text
+                                .get(at)
+                                .ok_or_else(|| "a line outside its chunk".to_string())
+                                .and_then(parse_event_line)
                                 .map(|e| Summary::of_event(app, &e))
                                 .map_err(|e| format!("line {n}: {e}")),
                         });
                     }
+                    let _ = recycle.send(chunk);
                 }
                 Batch::App(a) => {
                     if let Some(v) = current.take() {

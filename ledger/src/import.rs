@@ -142,7 +142,7 @@ pub fn import(input: impl BufRead, store: &dyn Store) -> Result<Vec<Imported>, E
             }
             Line::Event(n, text) => {
                 if let Some(s) = current.as_mut() {
-                    let e = parse_event_line(&text)
+                    let e = parse_event_line(text)
                         .map_err(|why| ExportError::Malformed { line: n, why })?;
                     s.push(n, e)?;
                     if s.batch.len() == BATCH {

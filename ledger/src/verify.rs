@@ -336,6 +336,8 @@ pub struct ChainVerifier {
     prev_hash: Hash32,
     prev_time: Option<Timestamp>,
     active: Option<(KeyId, VerifyingKey)>,
+    /// The hash of the last event accounted for (hex-encoded into the report at the end).
+    last_hash: Option<Hash32>,
     report: VerifyReport,
 }
 
@@ -353,6 +355,7 @@ impl ChainVerifier {
             prev_hash: GENESIS_PREV_HASH,
             prev_time: None,
             active: None,
+            last_hash: None,
             report: VerifyReport {
                 app: app.to_string(),
                 mode,
@@ -438,6 +441,7 @@ impl ChainVerifier {
                 });
             }
         }
+        self.report.last_hash = self.last_hash.map(hex::encode);
         self.report.app = self.app;
         self.report
     }
@@ -450,7 +454,7 @@ impl ChainVerifier {
             r.first_hash = Some(hex::encode(e.hash));
             r.first_time = Some(e.recorded_at);
         }
-        r.last_hash = Some(hex::encode(e.hash));
+        self.last_hash = Some(e.hash);
         r.last_time = Some(e.recorded_at);
         if e.redacted {
             r.redacted += 1;

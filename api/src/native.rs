@@ -30,7 +30,9 @@ use crate::accounts;
 use crate::auth::permissions::{Op, Role, Roles};
 use crate::auth::Caller;
 use crate::error::{code, ApiError, ApiResult};
-use crate::openapi::{AppPath, AsOfQuery, ClassPath, ErrorBody, ParseQuery, RecordPath};
+use crate::openapi::{
+    AppPath, AsOfQuery, AuditReadErrors, ClassPath, ErrorBody, ParseQuery, RecordPath,
+};
 use crate::server::SEQ_HEADER;
 use crate::state::State;
 
@@ -143,7 +145,7 @@ async fn keys(Extract(state): Extract<Arc<State>>, Path(app): Path<String>) -> R
 /// `GET /ledger/{app}/schema`: the app's current schema (Parse's `{"classes": [...]}`),
 /// for audit roles: what an auditor's tool lists and reads.
 #[utoipa::path(get, path = "/{app}/schema", tag = "ledger", params(AppPath), security(("bearer" = []), ("session" = [])),
-    responses((status = 200, description = "`{app, schema: {classes: [{className, fields}]}}`", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
+    responses((status = 200, description = "`{app, schema: {classes: [{className, fields}]}}`", body = Object), AuditReadErrors))]
 async fn schema(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -171,7 +173,7 @@ struct VerifyParams {
 
 /// `GET /ledger/{app}/verify?mode=full|links-only`: verifies the chain now.
 #[utoipa::path(get, path = "/{app}/verify", tag = "ledger", params(AppPath, ("mode" = Option<String>, Query, description = "`full` (default) or `links-only`")), security(("bearer" = []), ("session" = [])),
-    responses((status = 200, description = "`{ok, verified, lastSeq, firstHash, lastHash, firstTime, lastTime, keys, redacted, failure: {seq, why}?}`", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
+    responses((status = 200, description = "`{ok, verified, lastSeq, firstHash, lastHash, firstTime, lastTime, keys, redacted, failure: {seq, why}?}`", body = Object), AuditReadErrors))]
 async fn verify(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -219,7 +221,7 @@ async fn verify(
 /// the Parse class query (same parameters, same answer, `X-Ledger-Seq`), with the
 /// session as a bearer token; `asOf` makes it the class as it stood then.
 #[utoipa::path(get, path = "/{app}/classes/{class}", tag = "ledger", params(ClassPath, ParseQuery, AsOfQuery), security(("bearer" = []), ("session" = [])),
-    responses((status = 200, description = "`{results, count?}` as Parse answers, dates with microseconds; `X-Ledger-Seq`", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
+    responses((status = 200, description = "`{results, count?}` as Parse answers, dates with microseconds; `X-Ledger-Seq`", body = Object), AuditReadErrors))]
 async fn class_query(
     Extract(state): Extract<Arc<State>>,
     Path((app, class)): Path<(String, String)>,
@@ -254,7 +256,7 @@ async fn class_query(
 
 /// `GET /ledger/{app}/history/{class}/{id}`: every event of one record with its diffs.
 #[utoipa::path(get, path = "/{app}/history/{class}/{id}", tag = "ledger", params(RecordPath), security(("bearer" = []), ("session" = [])),
-    responses((status = 200, description = "`{class, object_id, events: [{seq, recorded_at, actor, kind, reason, changes, detail, hash}], seq}`", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
+    responses((status = 200, description = "`{class, object_id, events: [{seq, recorded_at, actor, kind, reason, changes, detail, hash}], seq}`", body = Object), AuditReadErrors))]
 async fn history(
     Extract(state): Extract<Arc<State>>,
     Path((app, class, id)): Path<(String, String, String)>,
@@ -347,7 +349,7 @@ fn diff_csv(app: &str, d: &Diff) -> ApiResult<Response> {
 /// `GET /ledger/{app}/day/{when}?tz=ZONE&format=json|csv`: everything recorded that
 /// calendar day, grouped by record, with a summary first.
 #[utoipa::path(get, path = "/{app}/day/{when}", tag = "ledger", params(AppPath, ("when" = String, Path, description = "A day: `2026-11-17`, `yesterday`, `last tuesday`…"), ("tz" = Option<String>, Query, description = "IANA zone (default UTC)"), ("format" = Option<String>, Query, description = "`json` (default) or `csv`")), security(("bearer" = []), ("session" = [])),
-    responses((status = 200, description = "`{app, date, tz, start, end, seq_range, summary, records}`, or CSV", body = Object, content_type = "application/json"), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
+    responses((status = 200, description = "`{app, date, tz, start, end, seq_range, summary, records}`, or CSV", body = Object, content_type = "application/json"), AuditReadErrors))]
 async fn day(
     Extract(state): Extract<Arc<State>>,
     Path((app, when_expr)): Path<(String, String)>,
@@ -401,7 +403,7 @@ fn point(
 /// `GET /ledger/{app}/diff?from=WHEN|fromSeq=N&to=WHEN|toSeq=N&class=C&tz=ZONE&format=`:
 /// what changed between two points (created, updated with field diffs, deleted).
 #[utoipa::path(get, path = "/{app}/diff", tag = "ledger", params(AppPath, ("from" = Option<String>, Query, description = "The first point (time expression)"), ("fromSeq" = Option<u64>, Query, description = "Or its sequence number"), ("to" = Option<String>, Query, description = "The second point (default now)"), ("toSeq" = Option<u64>, Query, description = "Or its sequence number"), ("class" = Option<String>, Query, description = "Only this class"), ("tz" = Option<String>, Query, description = "IANA zone of the expressions"), ("format" = Option<String>, Query, description = "`json` (default) or `csv`")), security(("bearer" = []), ("session" = [])),
-    responses((status = 200, description = "`{from_seq, to_seq, records: [{class, object_id, kind, changes, seqs}]}`, or CSV", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
+    responses((status = 200, description = "`{from_seq, to_seq, records: [{class, object_id, kind, changes, seqs}]}`, or CSV", body = Object), AuditReadErrors))]
 async fn diff(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -441,7 +443,7 @@ const MAX_EVENTS: u64 = 1000;
 
 /// `GET /ledger/{app}/events?from=N&limit=M`: events as exported (docs/FORMAT.md §4.3).
 #[utoipa::path(get, path = "/{app}/events", tag = "ledger", params(AppPath, ("from" = Option<u64>, Query, description = "The first sequence number (default 1)"), ("limit" = Option<u64>, Query, description = "At most this many (≤ 1000)")), security(("bearer" = []), ("session" = [])),
-    responses((status = 200, description = "`{app, head, events: [export lines], next}`", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
+    responses((status = 200, description = "`{app, head, events: [export lines], next}`", body = Object), AuditReadErrors))]
 async fn events(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -520,7 +522,7 @@ impl std::io::Write for ChannelWriter {
 /// `GET /ledger/{app}/export`: the app's chain as the NDJSON export of docs/FORMAT.md,
 /// streamed as it is read; the offline verification accepts it as is.
 #[utoipa::path(get, path = "/{app}/export", tag = "ledger", params(AppPath), security(("bearer" = []), ("session" = [])),
-    responses((status = 200, description = "The app's chain as the NDJSON export of docs/FORMAT.md §4, streamed", body = String, content_type = "application/x-ndjson"), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
+    responses((status = 200, description = "The app's chain as the NDJSON export of docs/FORMAT.md §4, streamed", body = String, content_type = "application/x-ndjson"), AuditReadErrors))]
 async fn export(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -611,7 +613,7 @@ fn covering_checkpoint(s: &State, app: &str, size: u64) -> ApiResult<ledger::Che
 /// `GET /ledger/{app}/checkpoint`: the latest signed checkpoint (one is signed now if the
 /// app has none yet).
 #[utoipa::path(get, path = "/{app}/checkpoint", tag = "ledger", params(AppPath), security(("bearer" = []), ("session" = [])),
-    responses((status = 200, description = "`{app, size, root, time, text}`: the latest signed checkpoint (signed now if none)", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
+    responses((status = 200, description = "`{app, size, root, time, text}`: the latest signed checkpoint (signed now if none)", body = Object), AuditReadErrors))]
 async fn latest_checkpoint(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -633,7 +635,7 @@ async fn latest_checkpoint(
 /// `POST /ledger/{app}/checkpoint`: signs a checkpoint of the durable log now (or
 /// answers the latest if the log has not grown since).
 #[utoipa::path(post, path = "/{app}/checkpoint", tag = "ledger", params(AppPath), security(("bearer" = []), ("session" = [])),
-    responses((status = 200, description = "`{app, size, root, time, text}`: a checkpoint of the durable log, signed now", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
+    responses((status = 200, description = "`{app, size, root, time, text}`: a checkpoint of the durable log, signed now", body = Object), AuditReadErrors))]
 async fn new_checkpoint(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -663,7 +665,7 @@ struct ProofParams {
 /// `GET /ledger/{app}/checkpoints?from=SIZE`: the kept checkpoints of tree size `SIZE` or
 /// more, oldest first.
 #[utoipa::path(get, path = "/{app}/checkpoints", tag = "ledger", params(AppPath, ("from" = Option<u64>, Query, description = "The smallest tree size")), security(("bearer" = []), ("session" = [])),
-    responses((status = 200, description = "`{app, checkpoints: [{size, root, time, text}]}`, oldest first", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
+    responses((status = 200, description = "`{app, checkpoints: [{size, root, time, text}]}`, oldest first", body = Object), AuditReadErrors))]
 async fn checkpoints(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -693,7 +695,7 @@ async fn checkpoints(
 /// checkpoint of size `M`. Without `size`, the latest checkpoint that covers `N` (signed
 /// now if there is none).
 #[utoipa::path(get, path = "/{app}/proof/inclusion", tag = "ledger", params(AppPath, ("seq" = u64, Query, description = "The event"), ("size" = Option<u64>, Query, description = "The tree size (default: the latest checkpoint covering the event)")), security(("bearer" = []), ("session" = [])),
-    responses((status = 200, description = "`{app, seq, tree_size, path, event_hash, checkpoint}` (docs/FORMAT.md §8.4)", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
+    responses((status = 200, description = "`{app, seq, tree_size, path, event_hash, checkpoint}` (docs/FORMAT.md §8.4)", body = Object), AuditReadErrors))]
 async fn inclusion(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,
@@ -751,7 +753,7 @@ async fn inclusion(
 /// of both sizes when there are. Without `to`, the latest checkpoint (signed now if it
 /// does not cover `M`).
 #[utoipa::path(get, path = "/{app}/proof/consistency", tag = "ledger", params(AppPath, ("from" = u64, Query, description = "The older tree size"), ("to" = Option<u64>, Query, description = "The newer size (default: the latest checkpoint)")), security(("bearer" = []), ("session" = [])),
-    responses((status = 200, description = "`{app, old_size, new_size, path, old_checkpoint, checkpoint}` (docs/FORMAT.md §8.4)", body = Object), (status = 400, description = "A bad parameter, named", body = ErrorBody), (status = 401, description = "No valid session (209)", body = ErrorBody), (status = 403, description = "Not an audit role (119)", body = ErrorBody), (status = 404, description = "No such app (101)", body = ErrorBody)))]
+    responses((status = 200, description = "`{app, old_size, new_size, path, old_checkpoint, checkpoint}` (docs/FORMAT.md §8.4)", body = Object), AuditReadErrors))]
 async fn consistency(
     Extract(state): Extract<Arc<State>>,
     Path(app): Path<String>,

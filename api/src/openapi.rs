@@ -23,6 +23,23 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// The refusals every audit read under `/ledger/{app}` may answer, listed once.
+#[derive(utoipa::IntoResponses)]
+pub enum AuditReadErrors {
+    /// A bad parameter, named.
+    #[response(status = 400, description = "A bad parameter, named")]
+    BadParameter(ErrorBody),
+    /// No valid session.
+    #[response(status = 401, description = "No valid session (209)")]
+    NoSession(ErrorBody),
+    /// Not an audit role.
+    #[response(status = 403, description = "Not an audit role (119)")]
+    NotAuditRole(ErrorBody),
+    /// No such app.
+    #[response(status = 404, description = "No such app (101)")]
+    NoSuchApp(ErrorBody),
+}
+
 /// The app in a `/ledger/{app}` path.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]

@@ -242,45 +242,122 @@ fn hex_field<const N: usize>(s: &str, field: &str) -> Result<[u8; N], String> {
     Ok(out)
 }
 
+/// An event line read and checked, its fields borrowed from the line (strings with
+/// escapes, such as the payload, unescaped into their own buffers).
+struct LineView<'a> {
+    l: EventLineIn<'a>,
+    recorded_at: Timestamp,
+    kind: EventKind,
+    id: [u8; 16],
+    payload_digest: [u8; 32],
+    prev_hash: [u8; 32],
+    key_id: [u8; 8],
+    hash: [u8; 32],
+    signature: [u8; 64],
+}
+
+impl<'a> LineView<'a> {
+    fn read(line: &'a str) -> Result<Self, String> {
+        let l: EventLineIn<'a> =
+            serde_json::from_str(line).map_err(|e| format!("not an event line: {e}"))?;
+        if l.line_type != "event" {
+            return Err(format!("\"type\" is {:?}, not \"event\"", l.line_type));
+        }
+        let recorded_at = Timestamp(l.recorded_at_us);
+        // The text form is informative, but it must not say something else than the hashed one.
+        if l.recorded_at != recorded_at.to_rfc3339() {
+            return Err(format!(
+                "\"recorded_at\" {} is not recorded_at_us {} formatted ({recorded_at})",
+                l.recorded_at, l.recorded_at_us
+            ));
+        }
+        Ok(LineView {
+            recorded_at,
+            kind: EventKind::from_name(l.kind)
+                .ok_or_else(|| format!("unknown kind {:?}", l.kind))?,
+            id: hex_field::<16>(l.id, "id")?,
+            payload_digest: hex_field::<32>(l.payload_digest, "payload_digest")?,
+            prev_hash: hex_field::<32>(l.prev_hash, "prev_hash")?,
+            key_id: hex_field::<8>(l.key_id, "key_id")?,
+            hash: hex_field::<32>(l.hash, "hash")?,
+            signature: hex_field::<64>(l.signature, "signature")?,
+            l,
+        })
+    }
+
+    /// The hashed fields, as [`crate::canonical::Fields::of`] gives them for the event.
+    fn fields(&self) -> crate::canonical::Fields<'_> {
+        crate::canonical::Fields {
+            app: &self.l.app,
+            seq: self.l.seq,
+            id: &self.id,
+            recorded_at: self.recorded_at.0,
+            actor: (
+                &self.l.actor.user_id,
+                &self.l.actor.username,
+                &self.l.actor.role,
+            ),
+            idempotency_key: self.l.idempotency_key.as_deref(),
+            reason: self.l.reason.as_deref(),
+            kind: self.kind.name(),
+            subject: self
+                .l
+                .subject
+                .as_ref()
+                .map(|s| (s.class.as_ref(), s.object_id.as_ref())),
+            payload_digest: &self.payload_digest,
+            prev_hash: &self.prev_hash,
+            key_id: &self.key_id,
+        }
+    }
+
+    fn into_event(self) -> Event {
+        let l = self.l;
+        Event {
+            app: l.app.into_owned(),
+            seq: l.seq,
+            id: self.id,
+            recorded_at: self.recorded_at,
+            actor: Actor {
+                user_id: l.actor.user_id.into_owned(),
+                username: l.actor.username.into_owned(),
+                role: l.actor.role.into_owned(),
+            },
+            idempotency_key: l.idempotency_key.map(Cow::into_owned),
+            reason: l.reason.map(Cow::into_owned),
+            kind: self.kind,
+            subject: l.subject.map(|s| Subject {
+                class: s.class.into_owned(),
+                object_id: s.object_id.into_owned(),
+            }),
+            payload: l.payload.map(|p| p.into_owned().into_bytes()),
+            payload_digest: self.payload_digest,
+            prev_hash: self.prev_hash,
+            key_id: KeyId(self.key_id),
+            hash: self.hash,
+            signature: self.signature,
+        }
+    }
+}
+
 /// Reads one event line (the text of a line) into an event.
 pub fn parse_event_line(line: &str) -> Result<Event, String> {
-    let l: EventLineIn<'_> =
-        serde_json::from_str(line).map_err(|e| format!("not an event line: {e}"))?;
-    if l.line_type != "event" {
-        return Err(format!("\"type\" is {:?}, not \"event\"", l.line_type));
-    }
-    let recorded_at = Timestamp(l.recorded_at_us);
-    // The text form is informative, but it must not say something else than the hashed one.
-    if l.recorded_at != recorded_at.to_rfc3339() {
-        return Err(format!(
-            "\"recorded_at\" {} is not recorded_at_us {} formatted ({recorded_at})",
-            l.recorded_at, l.recorded_at_us
-        ));
-    }
-    Ok(Event {
-        app: l.app.into_owned(),
-        seq: l.seq,
-        id: hex_field::<16>(l.id, "id")?,
-        recorded_at,
-        actor: Actor {
-            user_id: l.actor.user_id.into_owned(),
-            username: l.actor.username.into_owned(),
-            role: l.actor.role.into_owned(),
-        },
-        idempotency_key: l.idempotency_key.map(Cow::into_owned),
-        reason: l.reason.map(Cow::into_owned),
-        kind: EventKind::from_name(l.kind).ok_or_else(|| format!("unknown kind {:?}", l.kind))?,
-        subject: l.subject.map(|s| Subject {
-            class: s.class.into_owned(),
-            object_id: s.object_id.into_owned(),
-        }),
-        payload: l.payload.map(|p| p.into_owned().into_bytes()),
-        payload_digest: hex_field::<32>(l.payload_digest, "payload_digest")?,
-        prev_hash: hex_field::<32>(l.prev_hash, "prev_hash")?,
-        key_id: KeyId(hex_field::<8>(l.key_id, "key_id")?),
-        hash: hex_field::<32>(l.hash, "hash")?,
-        signature: hex_field::<64>(l.signature, "signature")?,
-    })
+    LineView::read(line).map(LineView::into_event)
+}
+
+/// Reads one event line straight into what verification needs, without building the
+/// event: the same checks as [`parse_event_line`] and the same summary as
+/// [`Summary::of_event`] on its result.
+fn summarize_line(app: &str, line: &str) -> Result<Summary, String> {
+    let v = LineView::read(line)?;
+    Ok(Summary::new(
+        app,
+        v.fields(),
+        v.kind,
+        v.l.payload.as_deref().map(str::as_bytes),
+        v.hash,
+        v.signature,
+    ))
 }
 
 /// Reads an event line, already parsed as JSON, into an event.
@@ -534,8 +611,7 @@ pub fn verify_export(
                             summary: text
                                 .get(at)
                                 .ok_or_else(|| "a line outside its chunk".to_string())
-                                .and_then(parse_event_line)
-                                .map(|e| Summary::of_event(app, &e))
+                                .and_then(|line| summarize_line(app, line))
                                 .map_err(|e| format!("line {n}: {e}")),
                         });
                     }
@@ -564,4 +640,43 @@ pub fn verify_export(
             Err(panic) => std::panic::resume_unwind(panic),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed golden export of the replay tool's tests: 400 events of every kind.
+    const LOG: &str = include_str!("../../fixtures/golden/replay/log.ndjson");
+
+    #[test]
+    fn summarizing_a_line_equals_summarizing_the_event_it_parses_to() {
+        let mut lines = 0;
+        for line in LOG.lines().filter(|l| l.starts_with(r#"{"type":"event""#)) {
+            // The line as written, and copies with a changed payload and a changed hash,
+            // so that failing digests and hashes are compared too.
+            let changed_payload =
+                line.replacen(r#"\"result\":\"Pass\""#, r#"\"result\":\"Fail\""#, 1);
+            let v: Value = serde_json::from_str(line).expect("json");
+            let hash = v["hash"].as_str().expect("hash");
+            let other = format!("{}{}", &hash[1..], &hash[..1]);
+            let changed_hash = line.replacen(hash, &other, 1);
+            for text in [line, changed_payload.as_str(), changed_hash.as_str()] {
+                for app in ["gxp", "hipaa"] {
+                    let direct = summarize_line(app, text).expect("summary");
+                    let event = parse_event_line(text).expect("event");
+                    let via_event = Summary::of_event(app, &event);
+                    assert_eq!(format!("{direct:?}"), format!("{via_event:?}"), "{text}");
+                }
+            }
+            lines += 1;
+        }
+        assert!(lines >= 400, "{lines} event lines");
+        for bad in ["{", r#"{"type":"app"}"#, r#"{"type":"event","app":"gxp"}"#] {
+            assert_eq!(
+                summarize_line("gxp", bad).map(|_| ()),
+                parse_event_line(bad).map(|_| ())
+            );
+        }
+    }
 }

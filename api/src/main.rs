@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ledger::{Ledger, VerifyMode, VerifyPolicy};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
 #[command(

@@ -15,8 +15,8 @@ if ! command -v wrk >/dev/null; then
   { apt-get install -y wrk >&2 || { apt-get update >&2 && apt-get install -y wrk >&2; }; } ||
     { echo "wrk is needed: apt-get install wrk" >&2; exit 2; }
 fi
-cargo build --release -p api >&2
-BIN=target/release/audit-ledger
+[ -n "${AUDIT_LEDGER_BIN:-}" ] || cargo build --release -p api >&2
+BIN=${AUDIT_LEDGER_BIN:-target/release/audit-ledger}
 DATA=$(mktemp -d)
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA"' EXIT
 $BIN --data-dir "$DATA" serve --demo --bind 127.0.0.1:$PORT >"$DATA.log" 2>&1 &

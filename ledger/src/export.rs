@@ -566,26 +566,43 @@ pub fn verify_export(
     let (recycle, reuse) = std::sync::mpsc::channel::<Chunk>();
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
-            let fresh = |reuse: &std::sync::mpsc::Receiver<Chunk>| {
-                let mut c = reuse.try_recv().unwrap_or_default();
+            // At most BUFFERS chunks exist: two queued, one being verified, one being
+            // filled; then the reader waits for one to come back instead of allocating.
+            const BUFFERS: usize = 4;
+            let mut made = 0;
+            let mut fresh = |hint: usize| {
+                let reused = match reuse.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(_) if made >= BUFFERS => reuse.recv().ok(),
+                    Err(_) => None,
+                };
+                let mut c = reused.unwrap_or_else(|| {
+                    made += 1;
+                    Chunk {
+                        text: String::with_capacity(hint),
+                        lines: Vec::with_capacity(CHUNK),
+                    }
+                });
                 c.text.clear();
                 c.lines.clear();
                 c
             };
-            let mut chunk = fresh(&reuse);
+            let mut chunk = fresh(1 << 20);
             // A send fails only once the verifier stopped listening: nothing left to do.
             walk(input, |line| {
                 match line {
                     Line::Event(n, text) => {
                         chunk.push(n, text);
                         if chunk.lines.len() == CHUNK {
-                            let full = std::mem::replace(&mut chunk, fresh(&reuse));
+                            let hint = chunk.text.len() + chunk.text.len() / 8;
+                            let full = std::mem::replace(&mut chunk, fresh(hint));
                             let _ = tx.send(Batch::Events(full));
                         }
                     }
                     Line::App(a) => {
                         if !chunk.lines.is_empty() {
-                            let full = std::mem::replace(&mut chunk, fresh(&reuse));
+                            let hint = chunk.text.capacity();
+                            let full = std::mem::replace(&mut chunk, fresh(hint));
                             let _ = tx.send(Batch::Events(full));
                         }
                         let _ = tx.send(Batch::App(a));
@@ -604,16 +621,19 @@ pub fn verify_export(
             match batch {
                 Batch::Events(mut chunk) => {
                     if let Some(verifier) = current.as_mut() {
-                        let lines = std::mem::take(&mut chunk.lines);
                         let text = chunk.text.as_str();
-                        verifier.push_with(lines, |app, (n, at)| Item {
-                            key: None,
-                            summary: text
-                                .get(at)
-                                .ok_or_else(|| "a line outside its chunk".to_string())
-                                .and_then(|line| summarize_line(app, line))
-                                .map_err(|e| format!("line {n}: {e}")),
-                        });
+                        // Drained, not moved: the chunk keeps its line list for reuse.
+                        verifier.push_with(
+                            rayon::iter::ParallelDrainRange::par_drain(&mut chunk.lines, ..),
+                            |app, (n, at)| Item {
+                                key: None,
+                                summary: text
+                                    .get(at)
+                                    .ok_or_else(|| "a line outside its chunk".to_string())
+                                    .and_then(|line| summarize_line(app, line))
+                                    .map_err(|e| format!("line {n}: {e}")),
+                            },
+                        );
                     }
                     let _ = recycle.send(chunk);
                 }

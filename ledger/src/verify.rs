@@ -380,11 +380,14 @@ impl ChainVerifier {
     /// Checks the next chunk of records, in chain order: `summarize` (given the app) turns
     /// each raw record into an [`Item`], in parallel; the order, links and keys are then
     /// checked in sequence, and the signatures in parallel batches.
-    pub fn push_with<T: Send>(
+    pub fn push_with<C>(
         &mut self,
-        chunk: Vec<T>,
-        summarize: impl Fn(&str, T) -> Item + Sync + Send,
-    ) {
+        chunk: C,
+        summarize: impl Fn(&str, C::Item) -> Item + Sync + Send,
+    ) where
+        C: IntoParallelIterator,
+        C::Iter: IndexedParallelIterator,
+    {
         if self.failed() {
             return;
         }

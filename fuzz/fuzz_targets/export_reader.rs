@@ -7,12 +7,14 @@
 //! truncated line, an empty section, a header naming apps the file lacks).
 //!
 //! Fed to:
-//! - `ledger::export::parse_event_line` for every line that is UTF-8;
+//! - `ledger::export::parse_event_line` and `ledger::export::fast_reader_agrees` for every
+//!   line that is UTF-8;
 //! - `ledger::export::verify_export`, one input in four with `VerifyMode::Full` (keys and
 //!   signatures too), the others with `VerifyMode::LinksOnly`;
 //! - `ledger::import::import` into a fresh `ledger::store::MemoryStore`.
 //!
-//! Properties: none of them panics (a bad file is an `Err` or a failing report); an export
+//! Properties: none of them panics (a bad file is an `Err` or a failing report); the fast
+//! reader of event lines reads every line to what serde_json reads, or declines it; an export
 //! that imports reads back from the store: its head is the last event imported, and every
 //! imported event is there, in order, and decodes. (That an event line written back parses
 //! to the same event is `event_decode`'s property.)
@@ -20,7 +22,7 @@
 
 use std::io::Cursor;
 
-use ledger::export::{parse_event_line, verify_export};
+use ledger::export::{fast_reader_agrees, parse_event_line, verify_export};
 use ledger::import::import;
 use ledger::store::{MemoryStore, Store};
 use ledger::stored::decode;
@@ -32,6 +34,10 @@ fuzz_target!(|data: &[u8]| {
     for line in data.split(|&b| b == b'\n') {
         if let Ok(text) = std::str::from_utf8(line) {
             let _ = parse_event_line(text);
+            assert!(
+                fast_reader_agrees(text),
+                "the fast reader and serde_json read this line differently: {text}"
+            );
         }
     }
 

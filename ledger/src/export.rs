@@ -182,54 +182,56 @@ fn string(v: &Value, field: &str) -> Result<String, String> {
 }
 
 /// An event line as read: borrowed where the JSON has no escapes (docs/FORMAT.md §4.3).
-#[derive(serde::Deserialize)]
+/// Read by [`crate::export_line::read`] when the line has the exporter's layout, by
+/// serde_json otherwise.
+#[derive(serde::Deserialize, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
-struct EventLineIn<'a> {
+pub(crate) struct EventLineIn<'a> {
     #[serde(rename = "type")]
-    line_type: &'a str,
+    pub(crate) line_type: &'a str,
     #[serde(borrow)]
-    app: Cow<'a, str>,
-    seq: u64,
-    id: &'a str,
-    recorded_at_us: i64,
+    pub(crate) app: Cow<'a, str>,
+    pub(crate) seq: u64,
+    pub(crate) id: &'a str,
+    pub(crate) recorded_at_us: i64,
     #[serde(borrow)]
-    recorded_at: Cow<'a, str>,
+    pub(crate) recorded_at: Cow<'a, str>,
     #[serde(borrow)]
-    actor: ActorIn<'a>,
+    pub(crate) actor: ActorIn<'a>,
     #[serde(borrow)]
-    idempotency_key: Option<Cow<'a, str>>,
+    pub(crate) idempotency_key: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    reason: Option<Cow<'a, str>>,
-    kind: &'a str,
+    pub(crate) reason: Option<Cow<'a, str>>,
+    pub(crate) kind: &'a str,
     #[serde(borrow)]
-    subject: Option<SubjectIn<'a>>,
+    pub(crate) subject: Option<SubjectIn<'a>>,
     #[serde(borrow)]
-    payload: Option<Cow<'a, str>>,
-    payload_digest: &'a str,
-    prev_hash: &'a str,
-    key_id: &'a str,
-    hash: &'a str,
-    signature: &'a str,
+    pub(crate) payload: Option<Cow<'a, str>>,
+    pub(crate) payload_digest: &'a str,
+    pub(crate) prev_hash: &'a str,
+    pub(crate) key_id: &'a str,
+    pub(crate) hash: &'a str,
+    pub(crate) signature: &'a str,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
-struct ActorIn<'a> {
+pub(crate) struct ActorIn<'a> {
     #[serde(borrow)]
-    user_id: Cow<'a, str>,
+    pub(crate) user_id: Cow<'a, str>,
     #[serde(borrow)]
-    username: Cow<'a, str>,
+    pub(crate) username: Cow<'a, str>,
     #[serde(borrow)]
-    role: Cow<'a, str>,
+    pub(crate) role: Cow<'a, str>,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
-struct SubjectIn<'a> {
+pub(crate) struct SubjectIn<'a> {
     #[serde(borrow)]
-    class: Cow<'a, str>,
+    pub(crate) class: Cow<'a, str>,
     #[serde(borrow)]
-    object_id: Cow<'a, str>,
+    pub(crate) object_id: Cow<'a, str>,
 }
 
 /// Exactly `2 N` hex digits (no `0x` prefix) into N bytes; on every event line's hot path,
@@ -258,8 +260,10 @@ struct LineView<'a> {
 
 impl<'a> LineView<'a> {
     fn read(line: &'a str) -> Result<Self, String> {
-        let l: EventLineIn<'a> =
-            serde_json::from_str(line).map_err(|e| format!("not an event line: {e}"))?;
+        let l: EventLineIn<'a> = match crate::export_line::read(line) {
+            Some(l) => l,
+            None => serde_json::from_str(line).map_err(|e| format!("not an event line: {e}"))?,
+        };
         if l.line_type != "event" {
             return Err(format!("\"type\" is {:?}, not \"event\"", l.line_type));
         }
@@ -340,6 +344,16 @@ impl<'a> LineView<'a> {
     }
 }
 
+/// Whether the fast reader of event lines ([`crate::export_line`]) reads `line` to the same
+/// fields as serde_json does, or declines it. Always true; checked by the fuzz target
+/// `export_reader` and by unit tests.
+pub fn fast_reader_agrees(line: &str) -> bool {
+    match crate::export_line::read(line) {
+        None => true,
+        Some(fast) => serde_json::from_str::<EventLineIn<'_>>(line).is_ok_and(|slow| slow == fast),
+    }
+}
+
 /// Reads one event line (the text of a line) into an event.
 pub fn parse_event_line(line: &str) -> Result<Event, String> {
     LineView::read(line).map(LineView::into_event)
@@ -396,65 +410,92 @@ pub(crate) struct AppLine {
 }
 
 /// What a pass over an export meets after the header: a section's start, or an event
-/// line (with its 1-based line number), left unparsed so that callers parse in bulk. The
-/// line is lent from one reused buffer: a caller that keeps it copies it.
+/// line (with its 1-based line number), left unparsed (and its UTF-8 unchecked) so that
+/// callers parse in bulk. The line is lent from the reader's own buffer: a caller that
+/// keeps it copies it.
 pub(crate) enum Line<'a> {
     App(AppLine),
-    Event(u64, &'a str),
+    Event(u64, &'a [u8]),
+}
+
+/// An event line's text, checked to be UTF-8 (the check [`walk`] leaves to its callers).
+pub(crate) fn line_text(line: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(line).map_err(|e| format!("not UTF-8: {e}"))
 }
 
 /// Walks an export: checks the header, reads each app line, hands every line to `on`,
 /// and checks at the end that the sections are the apps the header names. Shared by
 /// [`verify_export`] and [`crate::import`].
+///
+/// Lines are found with `memchr` in the reader's buffer and lent from it; only a line
+/// that straddles two fills of the buffer is copied (into one reused spill buffer).
 pub(crate) fn walk(
     mut input: impl BufRead,
     mut on: impl FnMut(Line<'_>) -> Result<(), ExportError>,
 ) -> Result<(), ExportError> {
-    let mut saw_header = false;
-    let mut in_section = false;
-    let mut header_apps: Vec<String> = Vec::new();
-    let mut section_apps: Vec<String> = Vec::new();
-    let mut buf = String::new();
+    let mut sections = Sections::default();
+    let mut spill: Vec<u8> = Vec::new();
     let mut n = 0u64;
     loop {
-        buf.clear();
-        if input.read_line(&mut buf)? == 0 {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            if !spill.is_empty() {
+                n += 1;
+                sections.line(n, &spill, &mut on)?;
+            }
             break;
         }
-        n += 1;
-        let line = buf.strip_suffix('\n').unwrap_or(&buf);
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.trim().is_empty() {
+        let Some(end) = memchr::memchr(b'\n', buf) else {
+            let len = buf.len();
+            spill.extend_from_slice(buf);
+            input.consume(len);
             continue;
+        };
+        n += 1;
+        if spill.is_empty() {
+            sections.line(n, &buf[..end], &mut on)?;
+        } else {
+            spill.extend_from_slice(&buf[..end]);
+            sections.line(n, &spill, &mut on)?;
+            spill.clear();
+        }
+        input.consume(end + 1);
+    }
+    sections.finish()
+}
+
+/// What [`walk`] knows of the file's structure so far.
+#[derive(Default)]
+struct Sections {
+    saw_header: bool,
+    in_section: bool,
+    header_apps: Vec<String>,
+    section_apps: Vec<String>,
+}
+
+impl Sections {
+    /// One line, without its `\n`.
+    fn line(
+        &mut self,
+        n: u64,
+        line: &[u8],
+        on: &mut impl FnMut(Line<'_>) -> Result<(), ExportError>,
+    ) -> Result<(), ExportError> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
         }
         // Event lines are the bulk: they are recognised by their first field and parsed
         // later (in parallel, by the verifier); other lines are parsed here.
-        let parsed: Option<Value> = if line.starts_with(r#"{"type":"event""#) {
-            None
-        } else {
-            Some(
-                serde_json::from_str(line).map_err(|e| ExportError::Malformed {
-                    line: n,
-                    why: format!("not JSON: {e}"),
-                })?,
-            )
-        };
-        let line_type = match &parsed {
-            None => "event",
-            Some(v) => v.get("type").and_then(Value::as_str).unwrap_or(""),
-        };
-        if line_type == "event" {
-            if !in_section {
-                return Err(ExportError::Malformed {
-                    line: n,
-                    why: "an event line before any app line".into(),
-                });
-            }
-            on(Line::Event(n, line))?;
-            continue;
+        if line.starts_with(br#"{"type":"event""#) {
+            return self.event(n, line, on);
         }
-        let v = parsed.unwrap_or_default();
+        let v: Value = serde_json::from_slice(line).map_err(|e| ExportError::Malformed {
+            line: n,
+            why: format!("not JSON: {e}"),
+        })?;
         match v.get("type").and_then(Value::as_str) {
+            Some("event") => self.event(n, line, on),
             Some("export") => {
                 if v.get("format").and_then(Value::as_str) != Some(FORMAT)
                     || v.get("version").and_then(Value::as_u64) != Some(VERSION)
@@ -464,8 +505,8 @@ pub(crate) fn walk(
                         why: format!("not an {FORMAT} version {VERSION} file"),
                     });
                 }
-                saw_header = true;
-                header_apps = v
+                self.saw_header = true;
+                self.header_apps = v
                     .get("apps")
                     .and_then(Value::as_array)
                     .map(|a| {
@@ -478,9 +519,10 @@ pub(crate) fn walk(
                         line: n,
                         why: "\"apps\" must be an array of app names".into(),
                     })?;
+                Ok(())
             }
             Some("app") => {
-                if !saw_header {
+                if !self.saw_header {
                     return Err(ExportError::Malformed {
                         line: n,
                         why: "the first line must be the export header".into(),
@@ -494,38 +536,56 @@ pub(crate) fn walk(
                     .and_then(Value::as_u64)
                     .ok_or_else(|| malformed("\"head_seq\" must be an integer".into()))?;
                 let head_hash = hex_array::<32>(&v, "head_hash").map_err(malformed)?;
-                section_apps.push(app.clone());
-                in_section = true;
+                self.section_apps.push(app.clone());
+                self.in_section = true;
                 on(Line::App(AppLine {
                     line: n,
                     app,
                     head: (head_seq, head_hash),
                     published,
-                }))?;
+                }))
             }
-            _ => {
-                return Err(ExportError::Malformed {
-                    line: n,
-                    why: "unknown or missing \"type\"".into(),
-                })
-            }
+            _ => Err(ExportError::Malformed {
+                line: n,
+                why: "unknown or missing \"type\"".into(),
+            }),
         }
     }
-    if !saw_header {
-        return Err(ExportError::Malformed {
-            line: 1,
-            why: "empty file or no export header".into(),
-        });
+
+    fn event(
+        &self,
+        n: u64,
+        line: &[u8],
+        on: &mut impl FnMut(Line<'_>) -> Result<(), ExportError>,
+    ) -> Result<(), ExportError> {
+        if !self.in_section {
+            return Err(ExportError::Malformed {
+                line: n,
+                why: "an event line before any app line".into(),
+            });
+        }
+        on(Line::Event(n, line))
     }
-    if section_apps != header_apps {
-        return Err(ExportError::Malformed {
-            line: 1,
-            why: format!(
-                "the header names the apps {header_apps:?}, but the file holds sections for {section_apps:?}"
-            ),
-        });
+
+    /// After the last line: the header was there and named exactly the sections.
+    fn finish(self) -> Result<(), ExportError> {
+        if !self.saw_header {
+            return Err(ExportError::Malformed {
+                line: 1,
+                why: "empty file or no export header".into(),
+            });
+        }
+        if self.section_apps != self.header_apps {
+            return Err(ExportError::Malformed {
+                line: 1,
+                why: format!(
+                    "the header names the apps {:?}, but the file holds sections for {:?}",
+                    self.header_apps, self.section_apps
+                ),
+            });
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Event lines packed into one buffer: `text` holds them end to end, `lines` their line
@@ -533,14 +593,14 @@ pub(crate) fn walk(
 /// export allocates a few buffers, not one string per line.
 #[derive(Default)]
 struct Chunk {
-    text: String,
+    text: Vec<u8>,
     lines: Vec<(u64, std::ops::Range<usize>)>,
 }
 
 impl Chunk {
-    fn push(&mut self, n: u64, line: &str) {
+    fn push(&mut self, n: u64, line: &[u8]) {
         let start = self.text.len();
-        self.text.push_str(line);
+        self.text.extend_from_slice(line);
         self.lines.push((n, start..self.text.len()));
     }
 }
@@ -579,7 +639,7 @@ pub fn verify_export(
                 let mut c = reused.unwrap_or_else(|| {
                     made += 1;
                     Chunk {
-                        text: String::with_capacity(hint),
+                        text: Vec::with_capacity(hint),
                         lines: Vec::with_capacity(CHUNK),
                     }
                 });
@@ -621,7 +681,7 @@ pub fn verify_export(
             match batch {
                 Batch::Events(mut chunk) => {
                     if let Some(verifier) = current.as_mut() {
-                        let text = chunk.text.as_str();
+                        let text = chunk.text.as_slice();
                         // Drained, not moved: the chunk keeps its line list for reuse.
                         verifier.push_with(
                             rayon::iter::ParallelDrainRange::par_drain(&mut chunk.lines, ..),
@@ -630,7 +690,7 @@ pub fn verify_export(
                                 summary: text
                                     .get(at)
                                     .ok_or_else(|| "a line outside its chunk".to_string())
-                                    .and_then(|line| summarize_line(app, line))
+                                    .and_then(|line| summarize_line(app, line_text(line)?))
                                     .map_err(|e| format!("line {n}: {e}")),
                             },
                         );

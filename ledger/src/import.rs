@@ -11,7 +11,7 @@
 
 use std::io::BufRead;
 
-use crate::export::{parse_event_line, walk, ExportError, Line};
+use crate::export::{line_text, parse_event_line, walk, ExportError, Line};
 use crate::merkle::{Blake3, Frontier};
 use crate::store::{AppBatch, EventWrite, Store};
 use crate::{codec, Event};
@@ -142,7 +142,8 @@ pub fn import(input: impl BufRead, store: &dyn Store) -> Result<Vec<Imported>, E
             }
             Line::Event(n, text) => {
                 if let Some(s) = current.as_mut() {
-                    let e = parse_event_line(text)
+                    let e = line_text(text)
+                        .and_then(parse_event_line)
                         .map_err(|why| ExportError::Malformed { line: n, why })?;
                     s.push(n, e)?;
                     if s.batch.len() == BATCH {

@@ -40,6 +40,7 @@ mod command;
 mod commit;
 mod event;
 pub mod export;
+mod export_line;
 pub mod import;
 mod keys;
 mod ledger;

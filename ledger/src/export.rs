@@ -418,9 +418,10 @@ pub(crate) enum Line<'a> {
     Event(u64, &'a [u8]),
 }
 
-/// An event line's text, checked to be UTF-8 (the check [`walk`] leaves to its callers).
+/// An event line's text, checked to be UTF-8 (the check [`walk`] leaves to its callers;
+/// simdutf8 checks a kilobyte of ASCII several times faster than the standard library).
 pub(crate) fn line_text(line: &[u8]) -> Result<&str, String> {
-    std::str::from_utf8(line).map_err(|e| format!("not UTF-8: {e}"))
+    simdutf8::compat::from_utf8(line).map_err(|e| format!("not UTF-8: {e}"))
 }
 
 /// Walks an export: checks the header, reads each app line, hands every line to `on`,

@@ -434,4 +434,30 @@ fn verification_reads_in_chunks_and_names_a_missing_event_in_a_later_chunk() {
         assert_eq!(f.seq, seq, "malformed event {seq}: {f}");
         assert!(f.to_string().contains(&format!("line {}", at + 1)), "{f}");
     }
+
+    // Lines are lent from the reader's own buffer: through a 100-byte buffer every line
+    // straddles fills, and CRLF endings give the same answer.
+    let crlf = lines.join("\r\n") + "\r\n";
+    let small = std::io::BufReader::with_capacity(100, crlf.as_bytes());
+    let r = ledger::export::verify_export(small, VerifyMode::LinksOnly, None)
+        .expect("well formed")
+        .remove(0);
+    assert!(r.ok(), "{:?}", r.failure);
+    assert_eq!(r.verified, head);
+
+    // UTF-8 is checked per event line: a bad byte fails that event, named by its line.
+    let seq = 8_193usize;
+    let offset: usize = lines[..seq + 1].iter().map(|l| l.len() + 1).sum();
+    let mut bytes = text.clone().into_bytes();
+    bytes[offset + lines[seq + 1].len() / 2] = 0xFF;
+    let r = ledger::export::verify_export(&bytes[..], VerifyMode::LinksOnly, None)
+        .expect("well formed")
+        .remove(0);
+    let f = r.failure.expect("a line that is not UTF-8 is found");
+    assert_eq!(f.seq, seq as u64, "{f}");
+    let why = f.to_string();
+    assert!(
+        why.contains(&format!("line {}", seq + 2)) && why.contains("not UTF-8"),
+        "{why}"
+    );
 }

@@ -1088,11 +1088,8 @@ pub(crate) fn run_writer(
         let mut batches: Vec<AppBatch> = Vec::new();
         for b in all {
             let head = (b.event.seq, b.event.hash);
-            let write = EventWrite {
-                bytes: std::mem::take(&mut b.write.bytes),
-                tree_nodes: std::mem::take(&mut b.write.tree_nodes),
-                ..b.write.clone()
-            };
+            // Moved out, not cloned: the built event keeps only what the answers need.
+            let write = std::mem::take(&mut b.write);
             match batches.iter_mut().find(|x| x.app == b.event.app) {
                 Some(x) => {
                     x.events.push(write);

@@ -16,7 +16,7 @@ pub use memory::MemoryStore;
 pub use sled_store::SledStore;
 
 /// One event to store, with the index entries it implies.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct EventWrite {
     /// Its sequence number.
     pub seq: u64,

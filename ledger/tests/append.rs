@@ -565,6 +565,65 @@ fn concurrent_appenders_get_one_gapless_order_each_acknowledged_once() {
 }
 
 #[test]
+fn new_object_ids_are_parse_shaped_and_sort_in_creation_order() {
+    let (l, _clock) = mem_ledger();
+    let l = Arc::new(l);
+    let approver = user(&l, "gxp", "mgr");
+    // From several threads, so that creates share groups.
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (l, approver) = (l.clone(), approver.clone());
+            std::thread::spawn(move || {
+                (0..100)
+                    .map(|_| {
+                        let e = create(&l, "gxp", "ValidationLog", validation_log(&approver))
+                            .expect("append")
+                            .event;
+                        (e.seq, e.subject.expect("subject").object_id)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut made: Vec<(u64, String)> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("thread"))
+        .collect();
+    made.sort();
+    const DIGITS: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    for (seq, id) in &made {
+        assert!(
+            id.len() == 10 && id.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{id}"
+        );
+        // The first six characters are the creating event's number in base 62.
+        let prefix = id[..6].bytes().fold(0u64, |n, b| {
+            n * 62 + DIGITS.find(char::from(b)).expect("a base-62 digit") as u64
+        });
+        assert_eq!(prefix, *seq, "{id}");
+    }
+    assert!(
+        made.windows(2).all(|w| w[0].1 < w[1].1),
+        "ids in creation order"
+    );
+    // A given objectId is still taken as given.
+    let given = l
+        .append(req(
+            "gxp",
+            Command::CreateRecord {
+                class: "ValidationLog".into(),
+                object_id: Some("zzzzzzzzzz".into()),
+                fields: obj(validation_log(&approver)),
+            },
+        ))
+        .expect("append");
+    assert_eq!(
+        given.event.subject.expect("subject").object_id,
+        "zzzzzzzzzz"
+    );
+}
+
+#[test]
 fn recorded_time_never_decreases_and_seq_at_finds_the_last_event_before_an_instant() {
     let (l, clock) = mem_ledger();
     let u = user(&l, "gxp", "mgr");

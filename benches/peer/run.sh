@@ -13,6 +13,8 @@
 # alone (the other stopped, the disk synced). Prints each figure for both and the ratio.
 #
 #   benches/peer/run.sh [SECS]      (default 15)
+#   RECORD=1 benches/peer/run.sh    also appends the figures, with the date, the machine
+#                                   and the commit, to docs/BENCHMARKS.md
 set -euo pipefail
 SECS=${1:-15}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -113,7 +115,9 @@ r["get"] = wrk(f"{base}/classes/ValidationLog/{ids[1234]}", plain, "get")
 for k, (rps, p50, p99, err) in r.items():
     print(f"{name:27} {k:8} {rps:10.0f} req/s  p50 {p50:>8}  p99 {p99:>8}  {err}", flush=True)
 with open(f"{work}/results.json", "a") as f:
-    f.write(json.dumps({"name": name, "rps": {k: v[0] for k, v in r.items()}}) + "\n")
+    f.write(json.dumps({"name": name, "rps": {k: v[0] for k, v in r.items()},
+                        "p50": {k: v[1] for k, v in r.items()},
+                        "p99": {k: v[2] for k, v in r.items()}}) + "\n")
 PY
 )
 python3 -c "$LOADS" "Parse Server + PostgreSQL" "$PARSE_PORT" "$PASS" "$SECS" "$WORK"
@@ -135,4 +139,32 @@ r = {x["name"]: x["rps"] for x in map(json.loads, open(sys.argv[1]))}
 a, b = r["audit-ledger"], r["Parse Server + PostgreSQL"]
 for k in ["creates", "query", "get"]:
     print(f"ratio {k:8} audit-ledger / Parse Server = {a[k] / b[k]:.1f}x")
+PY
+[ "${RECORD:-0}" = 1 ] || exit 0
+python3 - "$WORK/results.json" "$ROOT/docs/BENCHMARKS.md" "$SECS" \
+  "$(git -C "$ROOT" rev-parse --short HEAD)" "$(uname -r)" <<'PY'
+import datetime, json, os, sys
+results, out, secs, commit, kernel = sys.argv[1:]
+rows = {x["name"]: x for x in map(json.loads, open(results))}
+a, b = rows["audit-ledger"], rows["Parse Server + PostgreSQL"]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+mem = next((int(l.split()[1]) // (1024 * 1024) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+lines = [
+    "",
+    f"### {datetime.date.today()} — `benches/peer/run.sh {secs}` (recorded by the script)",
+    "",
+    f"Machine: {os.cpu_count()} vCPUs ({cpu}), {mem} GiB, Linux {kernel}; commit `{commit}`.",
+    "",
+    "| load (64 connections) | Parse Server + PostgreSQL | audit-ledger | ratio |",
+    "|---|---|---|---|",
+]
+for k in ["creates", "query", "get"]:
+    lines.append(
+        f"| {k} | {b['rps'][k]:,.0f} req/s (p50 {b['p50'][k]}, p99 {b['p99'][k]}) "
+        f"| {a['rps'][k]:,.0f} req/s (p50 {a['p50'][k]}, p99 {a['p99'][k]}) "
+        f"| {a['rps'][k] / b['rps'][k]:.1f}× |"
+    )
+with open(out, "a") as f:
+    f.write("\n".join(lines) + "\n")
+print(f"recorded in {out}")
 PY

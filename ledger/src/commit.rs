@@ -493,21 +493,31 @@ impl Builder {
         /// Base 62, its digits in ASCII order, so that byte order is numeric order.
         const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
         const BASE: u64 = DIGITS.len() as u64;
+        /// Tries with the ordered prefix before ids fully random: ids a caller chose could
+        /// fill a prefix's 62⁴ suffixes, and must not make the builder spin.
+        const ORDERED_TRIES: u32 = 8;
         let next = self.apps.get(app).map_or(1, |s| s.head.seq + 1);
+        let mut attempt = 0;
         loop {
             let mut id = [0u8; 10];
             let mut n = next;
-            for place in id[..6].iter_mut().rev() {
-                *place = DIGITS[(n % BASE) as usize];
-                n /= BASE;
-            }
-            for place in id[6..].iter_mut() {
+            let random_from = if attempt < ORDERED_TRIES {
+                for place in id[..6].iter_mut().rev() {
+                    *place = DIGITS[(n % BASE) as usize];
+                    n /= BASE;
+                }
+                6
+            } else {
+                0
+            };
+            for place in id[random_from..].iter_mut() {
                 *place = DIGITS[self.rng.gen_range(0..DIGITS.len())];
             }
             let id: String = id.iter().map(|&b| char::from(b)).collect();
             if self.record_state(app, class, &id)? == RecordState::Absent {
                 return Ok(id);
             }
+            attempt += 1;
         }
     }
 

@@ -438,7 +438,11 @@ pub(crate) fn walk(
     let mut spill: Vec<u8> = Vec::new();
     let mut n = 0u64;
     loop {
-        let buf = input.fill_buf()?;
+        let buf = match input.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
         if buf.is_empty() {
             if !spill.is_empty() {
                 n += 1;
@@ -483,13 +487,14 @@ impl Sections {
         on: &mut impl FnMut(Line<'_>) -> Result<(), ExportError>,
     ) -> Result<(), ExportError> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return Ok(());
-        }
         // Event lines are the bulk: they are recognised by their first field and parsed
         // later (in parallel, by the verifier); other lines are parsed here.
         if line.starts_with(br#"{"type":"event""#) {
             return self.event(n, line, on);
+        }
+        // A blank line (any Unicode white space) is skipped.
+        if std::str::from_utf8(line).is_ok_and(|text| text.trim().is_empty()) {
+            return Ok(());
         }
         let v: Value = serde_json::from_slice(line).map_err(|e| ExportError::Malformed {
             line: n,
@@ -623,9 +628,11 @@ pub fn verify_export(
     mode: VerifyMode,
     trusted_genesis: Option<Vec<PublicKey>>,
 ) -> Result<Vec<VerifyReport>, ExportError> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
-    let (recycle, reuse) = std::sync::mpsc::channel::<Chunk>();
     std::thread::scope(|scope| {
+        // Both channels live in the scope, so that if verification panics, dropping them
+        // stops the reader (a send fails; a wait for a buffer ends) before the join.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+        let (recycle, reuse) = std::sync::mpsc::channel::<Chunk>();
         let reader = scope.spawn(move || {
             // At most BUFFERS chunks exist: two queued, one being verified, one being
             // filled; then the reader waits for one to come back instead of allocating.
@@ -649,7 +656,9 @@ pub fn verify_export(
                 c
             };
             let mut chunk = fresh(1 << 20);
-            // A send fails only once the verifier stopped listening: nothing left to do.
+            // A send fails only once the verifier is gone (it panicked: the scope then
+            // resumes that panic, not this error): stop reading.
+            let gone = |_| ExportError::Io(std::io::Error::other("export verification stopped"));
             walk(input, |line| {
                 match line {
                     Line::Event(n, text) => {
@@ -657,22 +666,22 @@ pub fn verify_export(
                         if chunk.lines.len() == CHUNK {
                             let hint = chunk.text.len() + chunk.text.len() / 8;
                             let full = std::mem::replace(&mut chunk, fresh(hint));
-                            let _ = tx.send(Batch::Events(full));
+                            tx.send(Batch::Events(full)).map_err(gone)?;
                         }
                     }
                     Line::App(a) => {
                         if !chunk.lines.is_empty() {
                             let hint = chunk.text.capacity();
                             let full = std::mem::replace(&mut chunk, fresh(hint));
-                            let _ = tx.send(Batch::Events(full));
+                            tx.send(Batch::Events(full)).map_err(gone)?;
                         }
-                        let _ = tx.send(Batch::App(a));
+                        tx.send(Batch::App(a)).map_err(gone)?;
                     }
                 }
                 Ok(())
             })?;
             if !chunk.lines.is_empty() {
-                let _ = tx.send(Batch::Events(chunk));
+                tx.send(Batch::Events(chunk)).map_err(gone)?;
             }
             Ok::<(), ExportError>(())
         });
@@ -729,6 +738,46 @@ mod tests {
 
     /// The committed golden export of the replay tool's tests: 400 events of every kind.
     const LOG: &str = include_str!("../../fixtures/golden/replay/log.ndjson");
+
+    /// A reader that is interrupted before every read, as a pipe can be.
+    struct Interrupting<R> {
+        inner: R,
+        interrupt: bool,
+    }
+
+    impl<R: std::io::Read> std::io::Read for Interrupting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            self.inner.read(buf)
+        }
+    }
+
+    #[test]
+    fn blank_lines_and_interrupted_reads_change_nothing() {
+        let clean = verify_export(LOG.as_bytes(), VerifyMode::LinksOnly, None).expect("read");
+        assert!(clean.iter().all(VerifyReport::ok));
+        // Blank lines of any white space, after the header and between events.
+        let mut lines: Vec<&str> = LOG.lines().collect();
+        lines.insert(1, "\u{3000}\u{a0} \t");
+        lines.insert(50, "");
+        lines.insert(51, " \r");
+        let spaced = lines.join("\n") + "\n";
+        let r = verify_export(spaced.as_bytes(), VerifyMode::LinksOnly, None).expect("read");
+        assert_eq!(format!("{r:?}"), format!("{clean:?}"));
+        // A reader interrupted before every read, through a small buffer.
+        let interrupted = std::io::BufReader::with_capacity(
+            64,
+            Interrupting {
+                inner: LOG.as_bytes(),
+                interrupt: false,
+            },
+        );
+        let r = verify_export(interrupted, VerifyMode::LinksOnly, None).expect("read");
+        assert_eq!(format!("{r:?}"), format!("{clean:?}"));
+    }
 
     #[test]
     fn summarizing_a_line_equals_summarizing_the_event_it_parses_to() {

@@ -25,10 +25,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ledger::store::SledStore;
-use ledger::Ledger;
-use process::{add_user, bin, free_port, http, login, try_http, wait_listening};
-use projections::{At, Projections};
+use process::{
+    add_user, assert_verifies_and_projections_equal_rebuild, bin, free_port, http, login, try_http,
+    wait_listening,
+};
 use serde_json::Value;
 
 const PASSWORD: &str = "a-long-loader-password";
@@ -195,33 +195,27 @@ fn health(port: u16) -> Value {
     serde_json::from_str(&b).expect("json")
 }
 
-fn count(port: u16, token: &str) -> u64 {
-    let (status, b) = http(
-        port,
-        "GET",
-        "/parse/classes/ValidationLog?limit=0&count=1",
-        &headers(token),
-        "",
-    );
+/// A number in the JSON answer to a GET.
+fn get_u64(port: u16, token: &str, path: &str, field: &str) -> u64 {
+    let (status, b) = http(port, "GET", path, &headers(token), "");
     assert_eq!(status, 200, "{b}");
-    serde_json::from_str::<Value>(&b).expect("json")["count"]
+    serde_json::from_str::<Value>(&b).expect("json")[field]
         .as_u64()
-        .expect("count")
+        .unwrap_or_else(|| panic!("{field} in {b}"))
+}
+
+fn count(port: u16, token: &str) -> u64 {
+    get_u64(
+        port,
+        token,
+        "/parse/classes/ValidationLog?limit=0&count=1",
+        "count",
+    )
 }
 
 /// The last event of the chain, as an auditor's verification reports it.
 fn head(port: u16, token: &str) -> u64 {
-    let (status, b) = http(
-        port,
-        "GET",
-        "/ledger/gxp/verify?mode=links-only",
-        &headers(token),
-        "",
-    );
-    assert_eq!(status, 200, "{b}");
-    serde_json::from_str::<Value>(&b).expect("json")["lastSeq"]
-        .as_u64()
-        .expect("lastSeq")
+    get_u64(port, token, "/ledger/gxp/verify?mode=links-only", "lastSeq")
 }
 
 #[test]
@@ -270,18 +264,7 @@ fn below_the_reserve_or_read_only_writes_are_refused_and_resume_when_space_retur
 
     assert_eq!(count(port, &token), 21);
     stop(server);
-
-    let out = bin()
-        .arg("--data-dir")
-        .arg(&d)
-        .arg("verify")
-        .output()
-        .expect("verify");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_verifies_and_projections_equal_rebuild(&d);
 }
 
 #[test]
@@ -412,34 +395,7 @@ fn a_really_full_disk_loses_nothing_acknowledged_and_a_restart_with_space_recove
     assert!(count(port, &token) >= acked.len() as u64);
     assert_eq!(create(port, &token, 1_000_000).0, 201, "writes work again");
     stop(server);
-
-    let out = bin()
-        .arg("--data-dir")
-        .arg(&d)
-        .arg("verify")
-        .output()
-        .expect("verify");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let store = SledStore::open(&d.join("store")).expect("store");
-    let ledger = Arc::new(Ledger::open_read_only(Arc::new(store)).expect("ledger"));
-    let served = Projections::open_dir(ledger.clone(), &d.join("projections")).expect("served");
-    let fresh = Projections::temporary(ledger.clone()).expect("fresh");
-    fresh.rebuild("gxp", None).expect("rebuild");
-    for class in ["ValidationLog", "_User"] {
-        let a = served
-            .class_at("gxp", class, At::Now)
-            .expect("served")
-            .value;
-        let b = fresh.class_at("gxp", class, At::Now).expect("fresh").value;
-        assert!(
-            a == b,
-            "{class}: the served projection differs from a rebuild"
-        );
-    }
+    assert_verifies_and_projections_equal_rebuild(&d);
     eprintln!(
         "{} creates acknowledged before the disk filled, all present after the restart",
         acked.len()

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ledger::store::SledStore;
-use ledger::Ledger;
-use process::{add_user, bin, free_port, http, login, try_http, wait_listening};
-use projections::{At, Projections};
+use process::{
+    add_user, assert_verifies_and_projections_equal_rebuild, bin, free_port, http, login, try_http,
+    wait_listening,
+};
 
 const PASSWORD: &str = "a-long-loader-password";
 const CLIENTS: usize = 6;
@@ -146,36 +146,9 @@ fn acknowledged_creates_survive_kill_9_of_the_server() {
         "a clean stop after SIGTERM"
     );
 
-    // The chain verifies.
-    let out = bin()
-        .args(["--data-dir", d, "verify"])
-        .output()
-        .expect("verify");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-
-    // The projections the server kept (caught up) equal a rebuild from the log.
-    let store = SledStore::open(&dir.path().join("store")).expect("store");
-    let ledger = Arc::new(Ledger::open_read_only(Arc::new(store)).expect("ledger"));
-    let served =
-        Projections::open_dir(ledger.clone(), &dir.path().join("projections")).expect("served");
-    let fresh = Projections::temporary(ledger.clone()).expect("fresh");
-    fresh.rebuild("gxp", None).expect("rebuild");
-    for class in ["ValidationLog", "_User"] {
-        let a = served
-            .class_at("gxp", class, At::Now)
-            .expect("served")
-            .value;
-        let b = fresh.class_at("gxp", class, At::Now).expect("fresh").value;
-        assert_eq!(a.len(), b.len(), "{class}");
-        assert!(
-            a == b,
-            "{class}: the served projection differs from a rebuild"
-        );
-    }
+    // The chain verifies, and the projections the server kept (caught up) equal a
+    // rebuild from the log.
+    assert_verifies_and_projections_equal_rebuild(dir.path());
     eprintln!(
         "{} acknowledged creates over 3 kills, all present",
         acked.len()

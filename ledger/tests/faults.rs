@@ -178,12 +178,7 @@ fn a_failed_write_records_nothing_and_the_ledger_carries_on() {
 
     store.fail_writes.store(false, Ordering::SeqCst);
     let next = create(&l, "gxp", "ValidationLog", validation_log(&u)).expect("works again");
-    let head_before: u64 = before
-        .lines()
-        .nth(1)
-        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .and_then(|v| v["head_seq"].as_u64())
-        .expect("head");
+    let head_before = export_head_seq(&before);
     assert_eq!(
         next.event.seq,
         head_before + 1,
@@ -249,12 +244,7 @@ fn a_full_or_read_only_disk_refuses_appends_before_writing_and_writes_resume_wit
     // Room again: writes resume with no gap, and the chain verifies.
     set_space(&store, 1_000_000, false);
     let next = create(&l, "gxp", "ValidationLog", validation_log(&u)).expect("room again");
-    let head_before: u64 = before
-        .lines()
-        .nth(1)
-        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .and_then(|v| v["head_seq"].as_u64())
-        .expect("head");
+    let head_before = export_head_seq(&before);
     assert_eq!(next.event.seq, head_before + 1);
     assert_eq!(l.write_refusal(), None);
     let r = l

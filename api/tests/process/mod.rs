@@ -1,10 +1,13 @@
 //! Running the real `audit-ledger` binary in tests: the command, a free loopback port,
-//! one HTTP/1.1 request over a plain socket, an account added as an operator would.
+//! one HTTP/1.1 request over a plain socket, an account added as an operator would, and
+//! the checks of a data directory after its server stopped.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The `audit-ledger` command.
@@ -122,4 +125,42 @@ pub fn login(port: u16, app: &str, username: &str, password: &str) -> String {
     assert_eq!(status, 200, "login {username}: {body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     v["sessionToken"].as_str().expect("token").to_string()
+}
+
+/// After its server stopped: `audit-ledger verify` passes on `data_dir`, and the
+/// projections the server kept (ValidationLog and _User of gxp) equal a rebuild from the
+/// log.
+pub fn assert_verifies_and_projections_equal_rebuild(data_dir: &Path) {
+    let out = bin()
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("verify")
+        .output()
+        .expect("verify");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let store = ledger::store::SledStore::open(&data_dir.join("store")).expect("store");
+    let ledger = Arc::new(ledger::Ledger::open_read_only(Arc::new(store)).expect("ledger"));
+    let served = projections::Projections::open_dir(ledger.clone(), &data_dir.join("projections"))
+        .expect("served");
+    let fresh = projections::Projections::temporary(ledger).expect("fresh");
+    fresh.rebuild("gxp", None).expect("rebuild");
+    for class in ["ValidationLog", "_User"] {
+        let a = served
+            .class_at("gxp", class, projections::At::Now)
+            .expect("served")
+            .value;
+        let b = fresh
+            .class_at("gxp", class, projections::At::Now)
+            .expect("fresh")
+            .value;
+        assert_eq!(a.len(), b.len(), "{class}");
+        assert!(
+            a == b,
+            "{class}: the served projection differs from a rebuild"
+        );
+    }
 }

@@ -86,3 +86,13 @@ pub fn export_text(l: &Ledger, app: &str) -> String {
     l.export(&[app.to_string()], &mut out).expect("export");
     String::from_utf8(out).expect("utf8")
 }
+
+/// The head a one-app export text declares on its app line.
+pub fn export_head_seq(export: &str) -> u64 {
+    export
+        .lines()
+        .nth(1)
+        .and_then(|l| serde_json::from_str::<Value>(l).ok())
+        .and_then(|v| v["head_seq"].as_u64())
+        .expect("head")
+}

@@ -14,7 +14,7 @@ use crate::auth::permissions::Role;
 use crate::auth::store::{Credential, Failures, Session};
 use crate::auth::{check_new_password, hash_password, new_token, verify_password, Caller};
 use crate::error::{code, ApiError, ApiResult};
-use crate::state::State;
+use crate::state::{Decide, State};
 
 const MICROS: i64 = 1_000_000;
 
@@ -403,6 +403,21 @@ pub fn actor_of(user_id: &str, record: &projections::Record) -> Actor {
 
 /// The caller a session token stands for, or 401 code 209 saying why not.
 pub fn caller(state: &State, app: &str, token: Option<&str>) -> ApiResult<Caller> {
+    caller_on(state, app, token, Decide::Blocking)?
+        .ok_or_else(|| ApiError::internal("a session check on the blocking pool left it undecided"))
+}
+
+/// [`caller`], decided where `decide` says. On the runtime it is left undecided (`Ok(None)`)
+/// when the session has expired or gone idle (ending it flushes), when its last-seen time is
+/// due to be written, or when the account changed after the projections' last applied event
+/// (reading it would wait for them).
+pub fn caller_on(
+    state: &State,
+    app: &str,
+    token: Option<&str>,
+    decide: Decide,
+) -> ApiResult<Option<Caller>> {
+    let on_runtime = decide == Decide::OnRuntime;
     let token = token.ok_or_else(|| {
         ApiError::invalid_session(
             "this request needs a session: log in and send X-Parse-Session-Token",
@@ -422,13 +437,17 @@ pub fn caller(state: &State, app: &str, token: Option<&str>) -> ApiResult<Caller
             "Invalid session token (issued for another app)",
         ));
     }
+    let idle = now.0 - s.last_seen_us >= policy.idle_timeout_secs as i64 * MICROS;
+    if on_runtime && (now.0 >= s.expires_us || idle || now.0 - s.last_seen_us >= 60 * MICROS) {
+        return Ok(None);
+    }
     if now.0 >= s.expires_us {
         let _ = state.auth.remove_session(token);
         return Err(ApiError::invalid_session(
             "Invalid session token (expired; log in again)",
         ));
     }
-    if now.0 - s.last_seen_us >= policy.idle_timeout_secs as i64 * MICROS {
+    if idle {
         let _ = state.auth.remove_session(token);
         return Err(ApiError::invalid_session(format!(
             "Invalid session token (ended after {} minutes without activity; log in again)",
@@ -446,6 +465,7 @@ pub fn caller(state: &State, app: &str, token: Option<&str>) -> ApiResult<Caller
         .map(|(seq, _)| *seq);
     let at = match latest {
         Some(seq) if seq <= applied => projections::At::Seq(applied),
+        _ if on_runtime => return Ok(None),
         _ => projections::At::Now,
     };
     let record = state
@@ -458,13 +478,13 @@ pub fn caller(state: &State, app: &str, token: Option<&str>) -> ApiResult<Caller
         state.auth.touch_session(token, &s).map_err(store_err)?;
     }
     let actor = actor_of(&s.user_id, &record);
-    Ok(Caller {
+    Ok(Some(Caller {
         app: app.to_string(),
         user_id: s.user_id,
         username: actor.username,
         role: Role::from_name(&actor.role),
         token: token.to_string(),
-    })
+    }))
 }
 
 /// Ends the caller's session and records the logout.

@@ -32,9 +32,10 @@ use utoipa_axum::routes;
 use crate::auth::store::AuthStore;
 use crate::config::ServerConfig;
 use crate::error::{code, ApiError};
+use crate::parse::objects::PreparedCreate;
 use crate::parse::request::ParseRequest;
-use crate::parse::{dispatch_step, Reply, Step};
-use crate::state::State;
+use crate::parse::{self, dispatch_step, Reply, Step};
+use crate::state::{Decide, State};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -389,7 +390,7 @@ pub(crate) fn reply_response(r: Reply) -> Response {
 }
 
 /// Everything under `/parse`: read the body within the limit, normalise, dispatch off the
-/// async runtime.
+/// async runtime (a small record create is checked on it: [`Decide::OnRuntime`]).
 async fn parse_route(
     Extract(state): Extract<Arc<State>>,
     method: Method,
@@ -418,28 +419,59 @@ async fn parse_route(
     };
     let path = uri.path().strip_prefix("/parse").unwrap_or("").to_string();
     let query = uri.query().map(str::to_string);
-    let result = tokio::task::spawn_blocking(move || {
-        let req = ParseRequest::from_http(
-            method,
+    let depth = state.config.max_json_depth;
+    // A small POST is read here, and a record create in it checked on the runtime (the
+    // hot write path: no hand-off to the blocking pool); whatever would block there, and
+    // every other request, is decided on the blocking pool.
+    let mut parsed = None;
+    if method == Method::POST && bytes.len() <= RUNTIME_BODY_LIMIT {
+        let req = match ParseRequest::from_http(
+            method.clone(),
             &path,
             query.as_deref(),
             &headers,
             &bytes,
-            state.config.max_json_depth,
-        )?;
+            depth,
+        ) {
+            Ok(req) => req,
+            Err(e) => return e.into_response(),
+        };
+        if let Some(class) = parse::record_create_class(&req) {
+            match parse::prepare_record_create(&state, &req, class, Decide::OnRuntime) {
+                Ok(Some(p)) => return append_create(&state, p).await,
+                Ok(None) => {}
+                Err(e) => return e.into_response(),
+            }
+        }
+        parsed = Some(req);
+    }
+    let result = tokio::task::spawn_blocking(move || {
+        let req = match parsed {
+            Some(req) => req,
+            None => {
+                ParseRequest::from_http(method, &path, query.as_deref(), &headers, &bytes, depth)?
+            }
+        };
         dispatch_step(&state, &req).map(|step| (step, state))
     })
     .await;
     match result {
         Ok(Ok((Step::Reply(reply), _))) => reply_response(reply),
-        Ok(Ok((Step::Create(p), state))) => {
-            let (request, answer) = p.split();
-            match state.submit(request).await {
-                Ok(a) => reply_response(answer.reply(&a)),
-                Err(e) => e.into_response(),
-            }
-        }
+        Ok(Ok((Step::Create(p), state))) => append_create(&state, *p).await,
         Ok(Err(e)) => e.into_response(),
         Err(e) => ApiError::internal(format!("request handler failed: {e}")).into_response(),
+    }
+}
+
+/// The largest body a POST may have to be read on the async runtime (a create is a few
+/// hundred bytes; a larger body is parsed on the blocking pool).
+const RUNTIME_BODY_LIMIT: usize = 16 * 1024;
+
+/// Queues a checked create and answers once it is durable.
+async fn append_create(state: &State, p: PreparedCreate) -> Response {
+    let (request, answer) = p.split();
+    match state.submit(request).await {
+        Ok(a) => reply_response(answer.reply(&a)),
+        Err(e) => e.into_response(),
     }
 }

@@ -14,6 +14,20 @@ use crate::auth::Caller;
 use crate::config::ServerConfig;
 use crate::error::{code, unknown_app, ApiError, ApiResult};
 
+/// Where a request is being decided. On a thread that may block (the blocking pool) every
+/// check decides: a refusal is recorded in place (an `access.denied` append, awaited) and
+/// a read may wait for the projections to catch up. On the async runtime nothing may
+/// block, so a check that would refuse, or would have to wait or flush, leaves the request
+/// undecided (`Ok(None)`) and the server redoes it on the blocking pool, where the same
+/// checks decide it and record what they must.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decide {
+    /// On a thread that may block.
+    Blocking,
+    /// On the async runtime: only what needs no wait.
+    OnRuntime,
+}
+
 /// The shared state of a running server.
 pub struct State {
     /// Its configuration.
@@ -95,11 +109,19 @@ impl State {
         class: &str,
         object_id: Option<&str>,
     ) -> ApiResult<ClassRules> {
-        let r = rules(&caller.app, class);
-        if caller.role.is_some_and(|role| r.roles(op).contains(role)) {
-            return Ok(r);
+        match self.allows(caller, op, class) {
+            Some(r) => Ok(r),
+            None => Err(self.deny(caller, op, class, object_id, &rules(&caller.app, class))),
         }
-        Err(self.deny(caller, op, class, object_id, &r))
+    }
+
+    /// The class's rules if the caller may do `op` on it; records nothing either way.
+    pub fn allows(&self, caller: &Caller, op: Op, class: &str) -> Option<ClassRules> {
+        let r = rules(&caller.app, class);
+        caller
+            .role
+            .is_some_and(|role| r.roles(op).contains(role))
+            .then_some(r)
     }
 
     /// Records the refusal and builds its error.

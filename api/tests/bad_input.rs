@@ -371,6 +371,90 @@ async fn an_expired_or_idle_session_is_refused() {
     assert!(a.error().contains("expired"), "{}", a.error());
 }
 
+/// A record create is checked on the async runtime unless something in it would block
+/// there (a refusal to record, a session to end or to mark active, an account newer than
+/// the projections); those are redone on the blocking pool, and each must answer as it
+/// would have there.
+#[tokio::test]
+async fn a_create_answers_the_same_wherever_it_is_decided() {
+    let t = T::with_config(|c| {
+        c.default_policy.idle_timeout_secs = 600;
+        c.default_policy.session_ttl_secs = 3600;
+    });
+    let (manager, token) = t.session("gxp", "manager").await;
+    let server = &t;
+    let create = |token: String| async move {
+        server
+            .call(
+                "POST",
+                "/parse/classes/ValidationLog",
+                "gxp",
+                Some(&token),
+                Some(validation_log()),
+            )
+            .await
+    };
+    assert_eq!(create(token.clone()).await.status, StatusCode::CREATED);
+    // Creates alone keep a session alive: each one past a minute writes its last-seen time.
+    for _ in 0..3 {
+        t.clock.advance(500 * 1_000_000);
+        let a = create(token.clone()).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    }
+    t.clock.advance(601 * 1_000_000);
+    let a = create(token.clone()).await;
+    assert_eq!((a.status, a.code()), (StatusCode::UNAUTHORIZED, Some(209)));
+    assert!(
+        a.error().contains("10 minutes without activity"),
+        "{}",
+        a.error()
+    );
+    // A role taken away applies to the very next create, refused and recorded.
+    let token = t.login("gxp", "manager.user").await;
+    let (_, admin) = t.session("gxp", "admin").await;
+    let a = t
+        .call(
+            "PUT",
+            &format!("/parse/users/{manager}"),
+            "gxp",
+            Some(&admin),
+            Some(json!({"role": "auditor"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let before = t.head("gxp");
+    let a = create(token.clone()).await;
+    assert_eq!((a.status, a.code()), (StatusCode::FORBIDDEN, Some(119)));
+    assert_eq!(
+        a.error(),
+        "role auditor may not create ValidationLog (allowed: admin, manager, coordinator, qa_reviewer)"
+    );
+    assert_eq!(t.head("gxp"), before + 1);
+    assert_eq!(t.last_event("gxp").kind.name(), "access.denied");
+    // A guarded field set by a role that may create but not approve: refused, recorded.
+    let (_, coordinator) = t.session("gxp", "coordinator").await;
+    let before = t.head("gxp");
+    let mut body = validation_log();
+    body["approvedBy"] = json!("someone");
+    let a = t
+        .call(
+            "POST",
+            "/parse/classes/ValidationLog",
+            "gxp",
+            Some(&coordinator),
+            Some(body),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert!(
+        a.error().contains("may not set ValidationLog."),
+        "{}",
+        a.error()
+    );
+    assert_eq!(t.head("gxp"), before + 1);
+    assert_eq!(t.last_event("gxp").kind.name(), "access.denied");
+}
+
 async fn get(t: &T, token: &str) -> common::Answer {
     t.call(
         "GET",

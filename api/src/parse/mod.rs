@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::accounts;
 use crate::error::{code, ApiError, ApiResult};
-use crate::state::State;
+use crate::state::{Decide, State};
 use ledger::schema::USER_CLASS;
 use request::ParseRequest;
 
@@ -71,17 +71,42 @@ pub enum Step {
 /// [`dispatch`], except that a record create (`POST /classes/{class}` with a session,
 /// any class but `_User`) stops before its append: the same checks, in the same order.
 pub fn dispatch_step(state: &State, req: &ParseRequest) -> ApiResult<Step> {
-    if req.method == Method::POST && req.session_token.is_some() {
-        if let ["classes", class] = req.path().as_slice() {
-            if *class != USER_CLASS {
-                let app = state.known_app(req.app.as_deref())?;
-                let caller = accounts::caller(state, &app, req.session_token.as_deref())?;
-                return objects::prepare_create(state, &caller, req, class)
-                    .map(|p| Step::Create(Box::new(p)));
-            }
-        }
+    if let Some(class) = record_create_class(req) {
+        return prepare_record_create(state, req, class, Decide::Blocking)?
+            .map(|p| Step::Create(Box::new(p)))
+            .ok_or_else(|| {
+                ApiError::internal("a create checked on the blocking pool left undecided")
+            });
     }
     dispatch(state, req).map(Step::Reply)
+}
+
+/// The class a request creates a record in, if it is a record create: `POST
+/// /classes/{class}` with a session, any class but `_User`.
+pub fn record_create_class(req: &ParseRequest) -> Option<&str> {
+    if req.method != Method::POST || req.session_token.is_none() {
+        return None;
+    }
+    match req.path().as_slice() {
+        ["classes", class] if *class != USER_CLASS => Some(*class),
+        _ => None,
+    }
+}
+
+/// A record create's checks up to its append (the session, then [`objects::prepare_create`]),
+/// decided where `decide` says ([`Decide`]): on the runtime, `Ok(None)` when something
+/// would block, and the request is to be redone with [`dispatch_step`].
+pub fn prepare_record_create(
+    state: &State,
+    req: &ParseRequest,
+    class: &str,
+    decide: Decide,
+) -> ApiResult<Option<objects::PreparedCreate>> {
+    let app = state.known_app(req.app.as_deref())?;
+    match accounts::caller_on(state, &app, req.session_token.as_deref(), decide)? {
+        Some(caller) => objects::prepare_create(state, &caller, req, class, decide),
+        None => Ok(None),
+    }
 }
 
 /// Answers one Parse request (blocking: run it off the async runtime).

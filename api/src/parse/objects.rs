@@ -11,10 +11,10 @@ use serde_json::{json, Map, Value};
 use super::compat::{parse_date, parse_object, rewrite_quoted_regexes};
 use super::request::ParseRequest;
 use super::Reply;
-use crate::auth::permissions::{ClassRules, Op};
+use crate::auth::permissions::{ClassRules, Op, Roles};
 use crate::auth::Caller;
 use crate::error::{code, ApiError, ApiResult};
-use crate::state::State;
+use crate::state::{Decide, State};
 
 /// Body keys a Parse client may send that are not record fields. `ACL`: record-level ACLs
 /// are not stored; access follows the per-class role permissions (docs/API.md).
@@ -30,20 +30,31 @@ fn check_guarded(
     fields: &Map<String, Value>,
     unset: &[String],
 ) -> ApiResult<()> {
-    for (field, roles) in &rules.guarded {
+    let Some((field, roles)) = guarded_refusal(caller, rules, fields, unset) else {
+        return Ok(());
+    };
+    let who = caller
+        .role
+        .map_or("no role".to_string(), |r| format!("role {r}"));
+    state.record_denial(caller, &format!("set {field}"), Some(class), object_id);
+    Err(ApiError::forbidden(format!(
+        "{who} may not set {class}.{field} (allowed: {})",
+        roles.names().join(", ")
+    )))
+}
+
+/// The first guarded field the write touches that the caller's role may not set, with the
+/// roles that may; records nothing.
+fn guarded_refusal<'r>(
+    caller: &Caller,
+    rules: &'r ClassRules,
+    fields: &Map<String, Value>,
+    unset: &[String],
+) -> Option<(&'r str, &'r Roles)> {
+    rules.guarded.iter().find_map(|(field, roles)| {
         let touched = fields.contains_key(*field) || unset.iter().any(|u| u == field);
-        if touched && !caller.role.is_some_and(|r| roles.contains(r)) {
-            let who = caller
-                .role
-                .map_or("no role".to_string(), |r| format!("role {r}"));
-            state.record_denial(caller, &format!("set {field}"), Some(class), object_id);
-            return Err(ApiError::forbidden(format!(
-                "{who} may not set {class}.{field} (allowed: {})",
-                roles.names().join(", ")
-            )));
-        }
-    }
-    Ok(())
+        (touched && !caller.role.is_some_and(|r| roles.contains(r))).then_some((*field, roles))
+    })
 }
 
 /// Whether any value is an `__op` that needs the field's current value.
@@ -207,7 +218,9 @@ pub fn resolve(
 
 /// `POST /classes/{class}`.
 pub fn create(state: &State, caller: &Caller, req: &ParseRequest, class: &str) -> ApiResult<Reply> {
-    let (r, answer) = prepare_create(state, caller, req, class)?.split();
+    let (r, answer) = prepare_create(state, caller, req, class, Decide::Blocking)?
+        .ok_or_else(|| ApiError::internal("a create checked on the blocking pool left undecided"))?
+        .split();
     let a = state.append(&r.app, r.actor, r.idempotency_key, r.reason, r.command)?;
     Ok(answer.reply(&a))
 }
@@ -246,15 +259,24 @@ impl CreateAnswer {
 }
 
 /// Everything a create checks before it appends: the class, the permission (a refusal is
-/// recorded), the objectId, the Parse operations and guarded fields.
+/// recorded), the objectId, the Parse operations and guarded fields. On the runtime
+/// (`decide`) a refusal leaves the create undecided (`Ok(None)`) instead: recording it is
+/// an append to wait for.
 pub fn prepare_create(
     state: &State,
     caller: &Caller,
     req: &ParseRequest,
     class: &str,
-) -> ApiResult<PreparedCreate> {
+    decide: Decide,
+) -> ApiResult<Option<PreparedCreate>> {
     state.class_def(&caller.app, class)?;
-    let rules = state.permit(caller, Op::Create, class, None)?;
+    let rules = match decide {
+        Decide::Blocking => state.permit(caller, Op::Create, class, None)?,
+        Decide::OnRuntime => match state.allows(caller, Op::Create, class) {
+            Some(rules) => rules,
+            None => return Ok(None),
+        },
+    };
     let mut data = req.data.clone();
     let object_id = match data.remove("objectId") {
         None | Some(Value::Null) => None,
@@ -270,8 +292,15 @@ pub fn prepare_create(
         }
     };
     let r = resolve(data, None)?;
-    check_guarded(state, caller, &rules, class, None, &r.set, &r.unset)?;
-    Ok(PreparedCreate {
+    match decide {
+        Decide::Blocking => check_guarded(state, caller, &rules, class, None, &r.set, &r.unset)?,
+        Decide::OnRuntime => {
+            if guarded_refusal(caller, &rules, &r.set, &r.unset).is_some() {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some(PreparedCreate {
         request: ledger::AppendRequest {
             app: caller.app.clone(),
             actor: caller.actor(),
@@ -287,7 +316,7 @@ pub fn prepare_create(
             op_results: r.op_results,
             location: format!("{}/parse/classes/{class}", req.origin),
         },
-    })
+    }))
 }
 
 fn subject_id(s: &Option<Subject>) -> String {

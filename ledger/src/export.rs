@@ -269,7 +269,7 @@ impl<'a> LineView<'a> {
         }
         let recorded_at = Timestamp(l.recorded_at_us);
         // The text form is informative, but it must not say something else than the hashed one.
-        if l.recorded_at != recorded_at.to_rfc3339() {
+        if !recorded_at.is_rfc3339(&l.recorded_at) {
             return Err(format!(
                 "\"recorded_at\" {} is not recorded_at_us {} formatted ({recorded_at})",
                 l.recorded_at, l.recorded_at_us
@@ -421,7 +421,9 @@ pub(crate) enum Line<'a> {
 /// An event line's text, checked to be UTF-8 (the check [`walk`] leaves to its callers;
 /// simdutf8 checks a kilobyte of ASCII several times faster than the standard library).
 pub(crate) fn line_text(line: &[u8]) -> Result<&str, String> {
-    simdutf8::compat::from_utf8(line).map_err(|e| format!("not UTF-8: {e}"))
+    // The faster check; the one that says where, only for a line that fails it.
+    simdutf8::basic::from_utf8(line)
+        .or_else(|_| simdutf8::compat::from_utf8(line).map_err(|e| format!("not UTF-8: {e}")))
 }
 
 /// Walks an export: checks the header, reads each app line, hands every line to `on`,

@@ -7,6 +7,7 @@ use std::io::{BufRead, Write};
 
 use serde_json::{json, Value};
 
+use crate::codec;
 use crate::event::{Actor, Event, EventKind, KeyId, Subject};
 use crate::keys::PublicKey;
 use crate::ledger::ReadError;
@@ -15,7 +16,6 @@ use crate::time::Timestamp;
 use crate::verify::{
     ChainVerifier, Item, KeyRange, Summary, VerifyMode, VerifyPolicy, VerifyReport,
 };
-use crate::{codec, verify_store::CHUNK};
 
 /// The format name in the header line.
 pub const FORMAT: &str = "audit-ledger/export";
@@ -613,6 +613,11 @@ impl Chunk {
     }
 }
 
+/// Event lines per chunk handed from the reading thread to verification: enough to
+/// spread over the cores, few enough that the chunk buffers (at most four) stay a few
+/// MiB (each first touch of a buffer's memory costs a page zeroed by the kernel).
+const LINES_PER_CHUNK: usize = 2048;
+
 /// What the reading thread of [`verify_export`] hands over.
 enum Batch {
     App(AppLine),
@@ -650,14 +655,14 @@ pub fn verify_export(
                     made += 1;
                     Chunk {
                         text: Vec::with_capacity(hint),
-                        lines: Vec::with_capacity(CHUNK),
+                        lines: Vec::with_capacity(LINES_PER_CHUNK),
                     }
                 });
                 c.text.clear();
                 c.lines.clear();
                 c
             };
-            let mut chunk = fresh(1 << 20);
+            let mut chunk = fresh(LINES_PER_CHUNK * 1024);
             // A send fails only once the verifier is gone (it panicked: the scope then
             // resumes that panic, not this error): stop reading.
             let gone = |_| ExportError::Io(std::io::Error::other("export verification stopped"));
@@ -665,7 +670,7 @@ pub fn verify_export(
                 match line {
                     Line::Event(n, text) => {
                         chunk.push(n, text);
-                        if chunk.lines.len() == CHUNK {
+                        if chunk.lines.len() == LINES_PER_CHUNK {
                             let hint = chunk.text.len() + chunk.text.len() / 8;
                             let full = std::mem::replace(&mut chunk, fresh(hint));
                             tx.send(Batch::Events(full)).map_err(gone)?;

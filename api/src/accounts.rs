@@ -401,6 +401,10 @@ pub fn actor_of(user_id: &str, record: &projections::Record) -> Actor {
     }
 }
 
+/// How often a session's last-seen time is written (µs): more often would be a store write
+/// per request, and idle timeouts are minutes.
+const TOUCH_EVERY_US: i64 = 60 * MICROS;
+
 /// The caller a session token stands for, or 401 code 209 saying why not.
 pub fn caller(state: &State, app: &str, token: Option<&str>) -> ApiResult<Caller> {
     caller_on(state, app, token, Decide::Blocking)?
@@ -409,8 +413,9 @@ pub fn caller(state: &State, app: &str, token: Option<&str>) -> ApiResult<Caller
 
 /// [`caller`], decided where `decide` says. On the runtime it is left undecided (`Ok(None)`)
 /// when the session has expired or gone idle (ending it flushes), when its last-seen time is
-/// due to be written, or when the account changed after the projections' last applied event
-/// (reading it would wait for them).
+/// due to be written, when the account has no version the projections have applied (reading
+/// it would wait for them to catch up), or when the projections are being written just then
+/// (reading would wait for the writer's lock).
 pub fn caller_on(
     state: &State,
     app: &str,
@@ -438,7 +443,8 @@ pub fn caller_on(
         ));
     }
     let idle = now.0 - s.last_seen_us >= policy.idle_timeout_secs as i64 * MICROS;
-    if on_runtime && (now.0 >= s.expires_us || idle || now.0 - s.last_seen_us >= 60 * MICROS) {
+    let touch = now.0 - s.last_seen_us >= TOUCH_EVERY_US;
+    if on_runtime && (now.0 >= s.expires_us || idle || touch) {
         return Ok(None);
     }
     if now.0 >= s.expires_us {
@@ -456,24 +462,37 @@ pub fn caller_on(
     }
     // The account as the projections have it, without waiting for them to catch up (a
     // write load would make every request wait) unless the account changed since.
-    let applied = state.projections.applied(app)?;
     let latest = state
         .ledger
         .versions(app, USER_CLASS, &s.user_id)
         .map_err(|e| ApiError::internal(e.to_string()))?
         .last()
         .map(|(seq, _)| *seq);
-    let at = match latest {
-        Some(seq) if seq <= applied => projections::At::Seq(applied),
-        _ if on_runtime => return Ok(None),
-        _ => projections::At::Now,
+    let record = if on_runtime {
+        let Some(latest) = latest else {
+            return Ok(None);
+        };
+        match state
+            .projections
+            .try_get_applied(app, USER_CLASS, &s.user_id, latest)?
+        {
+            Some(v) => v.value,
+            None => return Ok(None),
+        }
+    } else {
+        let applied = state.projections.applied(app)?;
+        let at = match latest {
+            Some(seq) if seq <= applied => projections::At::Seq(applied),
+            _ => projections::At::Now,
+        };
+        state
+            .projections
+            .get(app, USER_CLASS, &s.user_id, at)?
+            .value
     };
-    let record = state
-        .projections
-        .get(app, USER_CLASS, &s.user_id, at)?
-        .value
+    let record = record
         .ok_or_else(|| ApiError::invalid_session("Invalid session token (the user was deleted)"))?;
-    if now.0 - s.last_seen_us >= 60 * MICROS {
+    if touch {
         s.last_seen_us = now.0;
         state.auth.touch_session(token, &s).map_err(store_err)?;
     }

@@ -17,9 +17,10 @@ use crate::error::{code, unknown_app, ApiError, ApiResult};
 /// Where a request is being decided. On a thread that may block (the blocking pool) every
 /// check decides: a refusal is recorded in place (an `access.denied` append, awaited) and
 /// a read may wait for the projections to catch up. On the async runtime nothing may
-/// block, so a check that would refuse, or would have to wait or flush, leaves the request
-/// undecided (`Ok(None)`) and the server redoes it on the blocking pool, where the same
-/// checks decide it and record what they must.
+/// wait, so a check that would refuse, flush, or wait (for the projections to catch up, or
+/// for their writer's lock) leaves the request undecided (`Ok(None)`) and the server redoes
+/// it on the blocking pool, where the same checks decide it and record what they must.
+/// (Point reads of sled's cached pages are done on the runtime.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decide {
     /// On a thread that may block.

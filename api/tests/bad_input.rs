@@ -6,8 +6,10 @@
 
 mod common;
 
+use api::parse::{self, request::ParseRequest};
+use api::state::Decide;
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use common::{validation_log, T};
 use serde_json::{json, Value};
 
@@ -395,11 +397,16 @@ async fn a_create_answers_the_same_wherever_it_is_decided() {
             .await
     };
     assert_eq!(create(token.clone()).await.status, StatusCode::CREATED);
-    // Creates alone keep a session alive: each one past a minute writes its last-seen time.
+    // Once the projections have the account, a plain create is decided on the runtime.
+    assert!(decided_on_runtime(&t, &token, validation_log()));
+    // Creates alone keep a session alive: each one past a minute writes its last-seen
+    // time, on the blocking pool.
     for _ in 0..3 {
         t.clock.advance(500 * 1_000_000);
+        assert!(!decided_on_runtime(&t, &token, validation_log()));
         let a = create(token.clone()).await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+        assert!(decided_on_runtime(&t, &token, validation_log()));
     }
     t.clock.advance(601 * 1_000_000);
     let a = create(token.clone()).await;
@@ -422,6 +429,7 @@ async fn a_create_answers_the_same_wherever_it_is_decided() {
         )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert!(!decided_on_runtime(&t, &token, validation_log()));
     let before = t.head("gxp");
     let a = create(token.clone()).await;
     assert_eq!((a.status, a.code()), (StatusCode::FORBIDDEN, Some(119)));
@@ -433,9 +441,15 @@ async fn a_create_answers_the_same_wherever_it_is_decided() {
     assert_eq!(t.last_event("gxp").kind.name(), "access.denied");
     // A guarded field set by a role that may create but not approve: refused, recorded.
     let (_, coordinator) = t.session("gxp", "coordinator").await;
+    assert_eq!(
+        create(coordinator.clone()).await.status,
+        StatusCode::CREATED
+    );
+    assert!(decided_on_runtime(&t, &coordinator, validation_log()));
     let before = t.head("gxp");
     let mut body = validation_log();
     body["approvedBy"] = json!("someone");
+    assert!(!decided_on_runtime(&t, &coordinator, body.clone()));
     let a = t
         .call(
             "POST",
@@ -453,6 +467,33 @@ async fn a_create_answers_the_same_wherever_it_is_decided() {
     );
     assert_eq!(t.head("gxp"), before + 1);
     assert_eq!(t.last_event("gxp").kind.name(), "access.denied");
+}
+
+/// Whether a create of `body` with `token` would be decided on the async runtime: nothing
+/// in it would block (a refusal to record, a session to end or mark active, an account the
+/// projections have not applied).
+fn decided_on_runtime(t: &T, token: &str, body: Value) -> bool {
+    let mut headers = HeaderMap::new();
+    headers.insert("X-Parse-Application-Id", HeaderValue::from_static("gxp"));
+    headers.insert(
+        "X-Parse-Session-Token",
+        HeaderValue::from_str(token).unwrap(),
+    );
+    headers.insert("Content-Type", HeaderValue::from_static("application/json"));
+    let body = body.to_string();
+    let req = ParseRequest::from_http(
+        Method::POST,
+        "/classes/ValidationLog",
+        None,
+        &headers,
+        body.as_bytes(),
+        64,
+    )
+    .unwrap();
+    let class = parse::record_create_class(&req).unwrap();
+    parse::prepare_record_create(t.server.state(), &req, class, Decide::OnRuntime)
+        .unwrap()
+        .is_some()
 }
 
 async fn get(t: &T, token: &str) -> common::Answer {

@@ -614,8 +614,8 @@ impl Chunk {
 }
 
 /// Event lines per chunk handed from the reading thread to verification: enough to
-/// spread over the cores, few enough that the chunk buffers (at most four) stay a few
-/// MiB (each first touch of a buffer's memory costs a page zeroed by the kernel).
+/// spread over the cores, few enough that each chunk buffer (at most four) stays about
+/// 2 MiB (each first touch of a buffer's memory costs a page zeroed by the kernel).
 const LINES_PER_CHUNK: usize = 2048;
 
 /// What the reading thread of [`verify_export`] hands over.

@@ -115,7 +115,8 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string's body (its opening quote already read) with no escape: borrowed. (Most
-    /// are hex digits, 16 to 128 of them: long enough for a vector search.)
+    /// of these fields are hashes, keys and signatures in hex, 16 to 128 digits: long
+    /// enough for a vector search.)
     fn plain(&mut self) -> Option<&'a str> {
         let rest = self.b.get(self.i..)?;
         let end = memchr::memchr2(b'"', b'\\', rest)?;
@@ -134,7 +135,9 @@ impl<'a> Cursor<'a> {
         let rest = self.b.get(start..)?;
         let first = quote_or_backslash(rest)?;
         if rest[first] == b'"' {
-            return self.plain().map(Cow::Borrowed);
+            let text = self.s.get(start..start + first)?;
+            self.i = start + first + 1;
+            return Some(Cow::Borrowed(text));
         }
         // Unescaping only shortens: the rest of the line bounds the text. Bytes are
         // copied between the escapes, which are all ASCII, so the text stays UTF-8.
@@ -198,8 +201,8 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Where the first `"` or `\\` in `b` is. The text between escapes is short (a payload's
-/// is cut short by its escaped quotes), so eight bytes at a time in a
+/// Where the first `"` or `\\` in `b` is. The strings it searches are short (names, roles,
+/// object ids) or cut short by escaped quotes (a payload), so eight bytes at a time in a
 /// machine word beat a vector search's set-up; a byte matches where its XOR with the
 /// wanted byte is zero (the classic "has zero byte" test: only bytes above the first
 /// zero byte can be flagged falsely, so the lowest flag is exact).

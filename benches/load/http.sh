@@ -3,7 +3,7 @@
 # where + order + limit 10 query, each with 64 concurrent connections for a bounded time,
 # using wrk (Debian package `wrk`). Starts `audit-ledger serve --demo` on a temporary data
 # directory on loopback, logs in as the demo manager, runs both loads, prints wrk's
-# summaries, stops the server.
+# summaries and the server's CPU time per request, stops the server.
 #
 #   benches/load/http.sh [SECONDS]        (default 15 s per run)
 set -euo pipefail
@@ -37,8 +37,23 @@ done = function(summary, latency, requests)
   io.write(string.format("non-2xx or errors: %d\n", summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 LUA
+# The server's CPU time (user + system, from /proc) over one wrk run, per request served.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+run_wrk() {
+  local before out
+  before=$(cpu_ticks)
+  out=$(wrk "$@")
+  echo "$out"
+  python3 - "$before" "$(cpu_ticks)" "$(getconf CLK_TCK)" "$out" <<'PY'
+import re, sys
+before, after, hz, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+n = int(re.search(r"(\d+) requests in", out).group(1))
+cpu = (after - before) / hz
+print(f"server CPU: {cpu:.2f} s, {cpu / max(n, 1) * 1e6:.0f} us per request")
+PY
+}
 echo "== POST /parse/classes/ValidationLog, 64 connections, ${SECS}s (each acknowledged durable)"
-wrk -t2 -c64 -d${SECS}s --latency -s "$LUA" http://127.0.0.1:$PORT/parse/classes/ValidationLog
+run_wrk -t2 -c64 -d${SECS}s --latency -s "$LUA" http://127.0.0.1:$PORT/parse/classes/ValidationLog
 COUNT=$(curl -sf -G -H 'X-Parse-Application-Id: gxp' -H "X-Parse-Session-Token: $TOKEN" \
   --data-urlencode 'where={"protocolId":"PQ-LOAD"}' --data-urlencode 'limit=0' --data-urlencode 'count=1' \
   localhost:$PORT/parse/classes/ValidationLog)
@@ -55,5 +70,5 @@ end
 LUA
 Q=$(python3 -c 'import urllib.parse,json; print(urllib.parse.urlencode({"where": json.dumps({"result": "Fail"}), "order": "-executedAt", "limit": 10}))')
 echo "== GET /parse/classes/ValidationLog?$Q, 64 connections, ${SECS}s"
-wrk -t2 -c64 -d${SECS}s --latency -s "$LUA" "http://127.0.0.1:$PORT/parse/classes/ValidationLog?$Q"
+run_wrk -t2 -c64 -d${SECS}s --latency -s "$LUA" "http://127.0.0.1:$PORT/parse/classes/ValidationLog?$Q"
 rm -f "$LUA"

@@ -407,8 +407,10 @@ const TOUCH_EVERY_US: i64 = 60 * MICROS;
 
 /// The caller a session token stands for, or 401 code 209 saying why not.
 pub fn caller(state: &State, app: &str, token: Option<&str>) -> ApiResult<Caller> {
-    caller_on(state, app, token, Decide::Blocking)?
-        .ok_or_else(|| ApiError::internal("a session check on the blocking pool left it undecided"))
+    Decide::decided(
+        "a session check",
+        caller_on(state, app, token, Decide::Blocking),
+    )
 }
 
 /// [`caller`], decided where `decide` says. On the runtime it is left undecided (`Ok(None)`)

@@ -29,6 +29,16 @@ pub enum Decide {
     OnRuntime,
 }
 
+impl Decide {
+    /// What a check made with [`Decide::Blocking`] came to: such a check always decides,
+    /// so an undecided one is an internal error naming `what`.
+    pub fn decided<T>(what: &str, checked: ApiResult<Option<T>>) -> ApiResult<T> {
+        checked?.ok_or_else(|| {
+            ApiError::internal(format!("{what} on the blocking pool left undecided"))
+        })
+    }
+}
+
 /// The shared state of a running server.
 pub struct State {
     /// Its configuration.

@@ -275,15 +275,7 @@ async fn accounts_signup_has_no_role_and_admins_manage_users() {
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
     // An admin grants one; the user's next request acts in it.
     let (_, admin) = t.session("gxp", "admin").await;
-    let a = t
-        .call(
-            "PUT",
-            &format!("/parse/users/{newbie}"),
-            "gxp",
-            Some(&admin),
-            Some(json!({"role": "coordinator"})),
-        )
-        .await;
+    let a = t.set_role("gxp", &admin, &newbie, "coordinator").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let a = t
         .call(

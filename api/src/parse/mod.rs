@@ -72,11 +72,8 @@ pub enum Step {
 /// any class but `_User`) stops before its append: the same checks, in the same order.
 pub fn dispatch_step(state: &State, req: &ParseRequest) -> ApiResult<Step> {
     if let Some(class) = record_create_class(req) {
-        return prepare_record_create(state, req, class, Decide::Blocking)?
-            .map(|p| Step::Create(Box::new(p)))
-            .ok_or_else(|| {
-                ApiError::internal("a create checked on the blocking pool left undecided")
-            });
+        let checked = prepare_record_create(state, req, class, Decide::Blocking);
+        return Decide::decided("a create's checks", checked).map(|p| Step::Create(Box::new(p)));
     }
     dispatch(state, req).map(Step::Reply)
 }

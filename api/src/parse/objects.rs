@@ -218,9 +218,8 @@ pub fn resolve(
 
 /// `POST /classes/{class}`.
 pub fn create(state: &State, caller: &Caller, req: &ParseRequest, class: &str) -> ApiResult<Reply> {
-    let (r, answer) = prepare_create(state, caller, req, class, Decide::Blocking)?
-        .ok_or_else(|| ApiError::internal("a create checked on the blocking pool left undecided"))?
-        .split();
+    let checked = prepare_create(state, caller, req, class, Decide::Blocking);
+    let (r, answer) = Decide::decided("a create's checks", checked)?.split();
     let a = state.append(&r.app, r.actor, r.idempotency_key, r.reason, r.command)?;
     Ok(answer.reply(&a))
 }

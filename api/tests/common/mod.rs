@@ -178,6 +178,33 @@ impl T {
         a.body["sessionToken"].as_str().unwrap().to_string()
     }
 
+    /// An admin (`admin_token`) gives the user `user_id` of `app` the role `role`.
+    pub async fn set_role(
+        &self,
+        app: &str,
+        admin_token: &str,
+        user_id: &str,
+        role: &str,
+    ) -> Answer {
+        self.call(
+            "PUT",
+            &format!("/parse/users/{user_id}"),
+            app,
+            Some(admin_token),
+            Some(json!({ "role": role })),
+        )
+        .await
+    }
+
+    /// Asserts that exactly one event was appended to `app` since its head was `before`,
+    /// and that it records a refusal (`access.denied`); returns it.
+    pub fn assert_one_denial(&self, app: &str, before: u64) -> Event {
+        assert_eq!(self.head(app), before + 1, "one event appended");
+        let e = self.last_event(app);
+        assert_eq!(e.kind.name(), "access.denied");
+        e
+    }
+
     /// A user with `role` in gxp, logged in: (objectId, token).
     pub async fn session(&self, app: &str, role: &str) -> (String, String) {
         let name = format!("{role}.user");

@@ -511,11 +511,12 @@ impl Ledger {
             .take_while(move |r| r.as_ref().map_or(true, |(s, _)| *s <= last))
             .map(move |r| {
                 let (seq, bytes) = r?;
-                codec::decode(&bytes).map_err(|detail| ReadError::Corrupt {
+                let e = codec::decode(&bytes).map_err(|detail| ReadError::Corrupt {
                     app: app_name.clone(),
                     seq,
                     detail,
-                })
+                })?;
+                stored_as(&app_name, seq, e)
             }))
     }
 
@@ -656,11 +657,28 @@ pub(crate) fn read_event(store: &dyn Store, app: &str, seq: u64) -> Result<Event
         app: app.into(),
         seq,
     })?;
-    codec::decode(&bytes).map_err(|detail| ReadError::Corrupt {
+    let e = codec::decode(&bytes).map_err(|detail| ReadError::Corrupt {
         app: app.into(),
         seq,
         detail,
-    })
+    })?;
+    stored_as(app, seq, e)
+}
+
+/// The event read as event `seq` of `app`, if it is that event: an index pointing at
+/// another event's bytes is corruption, not an answer.
+fn stored_as(app: &str, seq: u64, e: Event) -> Result<Event, ReadError> {
+    if e.seq != seq || e.app != app {
+        return Err(ReadError::Corrupt {
+            app: app.into(),
+            seq,
+            detail: format!(
+                "the bytes stored as this event are event {} of app {}",
+                e.seq, e.app
+            ),
+        });
+    }
+    Ok(e)
 }
 
 fn schema_upto(store: &dyn Store, app: &str, upto: u64) -> Result<AppSchema, ReadError> {

@@ -27,10 +27,10 @@ struct RawChunk {
 }
 
 impl RawChunk {
-    fn push(&mut self, raw: Result<(u64, Vec<u8>), String>) {
+    fn push(&mut self, raw: Result<(u64, &[u8]), String>) {
         self.records.push(raw.map(|(seq, event)| {
             let start = self.bytes.len();
-            self.bytes.extend_from_slice(&event);
+            self.bytes.extend_from_slice(event);
             (seq, start..self.bytes.len())
         }));
     }
@@ -59,7 +59,12 @@ impl Buffers {
         };
         let mut c = reused.unwrap_or_else(|| {
             self.made += 1;
-            RawChunk::default()
+            // Sized once for a chunk of typical events: growing by doubling would touch
+            // (and have the kernel zero) fresh pages at every step.
+            RawChunk {
+                bytes: Vec::with_capacity(CHUNK * 512),
+                records: Vec::with_capacity(CHUNK),
+            }
         });
         c.clear();
         c
@@ -93,12 +98,9 @@ pub fn verify_store(
                         // Keys are sequence numbers: a chunk is exactly the keys in its
                         // range, whatever is missing or extra in the store.
                         let mut chunk = buffers.fresh();
-                        for r in store
-                            .scan(app, from)
-                            .take_while(|r| r.as_ref().map_or(true, |(s, _)| *s <= last))
-                        {
-                            chunk.push(r.map_err(|e| e.to_string()));
-                        }
+                        store.read_range(app, from, last, &mut |r| {
+                            chunk.push(r.map_err(|e| e.to_string()))
+                        });
                         if tx.send(chunk).is_err() {
                             return;
                         }
@@ -160,7 +162,11 @@ where
             let mut buffers = Buffers { reuse, made: 0 };
             let mut chunk = buffers.fresh();
             for r in raw {
-                chunk.push(r.map_err(|e| e.to_string()));
+                chunk.push(
+                    r.as_ref()
+                        .map(|(seq, bytes)| (*seq, bytes.as_slice()))
+                        .map_err(|e| e.to_string()),
+                );
                 if chunk.records.len() == CHUNK {
                     let full = std::mem::replace(&mut chunk, buffers.fresh());
                     if tx.send(full).is_err() {

@@ -731,17 +731,20 @@ fn tampering_with_the_sled_store_is_reported_at_that_event() {
     }
     {
         let store = ledger::store::SledStore::open(&dir.path().join("store")).expect("store");
-        let tree = store.raw_tree("gxp").expect("tree");
-        let key = ledger::store::layout::event_key(target);
-        let mut bytes = tree.get(key).expect("get").expect("present").to_vec();
-        let mut e = ledger::stored::decode(&bytes).expect("decode");
-        let p = String::from_utf8(e.payload.take().expect("payload"))
-            .expect("utf8")
-            .replace("pass", "fail");
-        e.payload = Some(p.into_bytes());
-        bytes = ledger::stored::encode(&e).expect("encode");
-        tree.insert(key, bytes).expect("insert");
-        store.raw_tree("gxp").expect("t").flush().expect("flush");
+        // The event's record is rewritten in place in the app's segment file.
+        let file = ledger::store::segment::path(&dir.path().join("store"), "gxp");
+        let before = std::fs::metadata(&file).expect("segment").len();
+        store
+            .tamper_event("gxp", target, |bytes| {
+                let mut e = ledger::stored::decode(bytes).expect("decode");
+                let p = String::from_utf8(e.payload.take().expect("payload"))
+                    .expect("utf8")
+                    .replace("pass", "fail");
+                e.payload = Some(p.into_bytes());
+                *bytes = ledger::stored::encode(&e).expect("encode");
+            })
+            .expect("tamper");
+        assert_eq!(std::fs::metadata(&file).expect("segment").len(), before);
     }
     let l = Ledger::open_dir(dir.path()).expect("reopen");
     for mode in [VerifyMode::Full, VerifyMode::LinksOnly] {
@@ -785,7 +788,7 @@ fn cutting_events_off_the_end_of_the_sled_store_is_refused_at_open() {
 }
 
 #[test]
-fn large_events_that_sled_moves_to_blob_files_are_synced_and_read_back() {
+fn large_events_are_read_back_after_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let big = "x".repeat(60_000);
     let seqs: Vec<u64> = {
@@ -803,12 +806,14 @@ fn large_events_that_sled_moves_to_blob_files_are_synced_and_read_back() {
             })
             .collect()
     };
-    let blobs = std::fs::read_dir(dir.path().join("store/blobs"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert!(blobs > 0, "the test must exercise sled's blob files");
-    // sled writes blobs from its own I/O threads, which may still hold the directory's
-    // lock for a moment after the ledger is dropped: wait for them (bounded).
+    let file = ledger::store::segment::path(&dir.path().join("store"), "gxp");
+    let len = std::fs::metadata(&file).expect("segment").len();
+    assert!(
+        len > 40 * 60_000,
+        "the bodies are in the segment file ({len} bytes)"
+    );
+    // sled's own I/O threads may still hold the directory's lock for a moment after the
+    // ledger is dropped: wait for them (bounded).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let l = loop {
         match Ledger::open_dir(dir.path()) {

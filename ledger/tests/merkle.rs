@@ -878,27 +878,30 @@ fn rewrite_history(dir: &std::path::Path, app: &str, target: u64) {
     let (last, _) = store.last_event(app).unwrap().unwrap();
     let mut prev = None;
     for seq in target..=last {
-        let key = ledger::store::layout::event_key(seq);
-        let mut e = ledger::stored::decode(&t.get(key).unwrap().unwrap()).unwrap();
-        if seq == target {
-            let p = String::from_utf8(e.payload.take().unwrap())
-                .unwrap()
-                .replace("pass", "fail");
-            assert!(p.contains("fail"));
-            e.payload_digest = ledger::canonical::payload_digest(p.as_bytes());
-            e.payload = Some(p.into_bytes());
-        }
-        if let Some(h) = prev {
-            e.prev_hash = h;
-        }
-        e.hash = ledger::canonical::event_hash(&e);
-        e.signature = keys
-            .load(app, e.key_id)
-            .unwrap()
-            .unwrap()
-            .sign_hash(&e.hash);
-        prev = Some(e.hash);
-        t.insert(key, ledger::stored::encode(&e).unwrap()).unwrap();
+        store
+            .tamper_event(app, seq, |bytes| {
+                let mut e = ledger::stored::decode(bytes).unwrap();
+                if seq == target {
+                    let p = String::from_utf8(e.payload.take().unwrap())
+                        .unwrap()
+                        .replace("pass", "fail");
+                    assert!(p.contains("fail"));
+                    e.payload_digest = ledger::canonical::payload_digest(p.as_bytes());
+                    e.payload = Some(p.into_bytes());
+                }
+                if let Some(h) = prev {
+                    e.prev_hash = h;
+                }
+                e.hash = ledger::canonical::event_hash(&e);
+                e.signature = keys
+                    .load(app, e.key_id)
+                    .unwrap()
+                    .unwrap()
+                    .sign_hash(&e.hash);
+                prev = Some(e.hash);
+                *bytes = ledger::stored::encode(&e).unwrap();
+            })
+            .unwrap();
     }
     t.insert(
         ledger::store::layout::HEAD,
@@ -968,13 +971,14 @@ fn a_rewritten_event_without_a_rebuilt_tree_is_caught_by_the_tree_check() {
     };
     {
         let store = raw(dir.path());
-        let t = store.raw_tree("gxp").unwrap();
-        let key = ledger::store::layout::event_key(target);
-        let mut e = ledger::stored::decode(&t.get(key).unwrap().unwrap()).unwrap();
-        e.reason = Some("edited".into());
-        e.hash = ledger::canonical::event_hash(&e);
-        t.insert(key, ledger::stored::encode(&e).unwrap()).unwrap();
-        t.flush().unwrap();
+        store
+            .tamper_event("gxp", target, |bytes| {
+                let mut e = ledger::stored::decode(bytes).unwrap();
+                e.reason = Some("edited".into());
+                e.hash = ledger::canonical::event_hash(&e);
+                *bytes = ledger::stored::encode(&e).unwrap();
+            })
+            .unwrap();
     }
     let l = Ledger::open_dir(dir.path()).unwrap();
     assert!(l.verify_tree("gxp").is_err());

@@ -1,5 +1,5 @@
-//! An event's bytes changed in the store behind the ledger's back (through sled, with no
-//! server running): `ledger-replay verify` names that event, and the server, started on
+//! An event's bytes changed in the store behind the ledger's back (in its segment file,
+//! with no server running): `ledger-replay verify` names that event, and the server, started on
 //! the altered directory, reports the chain as failing at that event instead of vouching
 //! for it.
 
@@ -18,21 +18,24 @@ fn an_event_altered_in_the_store_is_named_by_the_tool_and_the_server() {
     // the digest the hash commits to.
     let target = {
         let store = ledger::store::SledStore::open(&dir.path().join("store")).unwrap();
-        let tree = store.raw_tree("gxp").unwrap();
         let mut found = None;
         for seq in 1..=200 {
-            let key = ledger::store::layout::event_key(seq);
-            let Some(bytes) = tree.get(key).unwrap() else {
+            use ledger::store::Store;
+            let Some(bytes) = store.event("gxp", seq).unwrap() else {
                 break;
             };
-            let mut e = ledger::stored::decode(&bytes).unwrap();
-            let Some(p) = e.payload.take() else { continue };
-            let text = String::from_utf8(p).unwrap();
-            if text.contains("\"Pass\"") {
-                e.payload = Some(text.replace("\"Pass\"", "\"Fail\"").into_bytes());
-                tree.insert(key, ledger::stored::encode(&e).unwrap())
+            let e = ledger::stored::decode(&bytes).unwrap();
+            let Some(p) = &e.payload else { continue };
+            if String::from_utf8_lossy(p).contains("\"Pass\"") {
+                // Rewritten in place in the app's segment file (same length).
+                store
+                    .tamper_event("gxp", seq, |bytes| {
+                        let mut e = ledger::stored::decode(bytes).unwrap();
+                        let text = String::from_utf8(e.payload.take().unwrap()).unwrap();
+                        e.payload = Some(text.replace("\"Pass\"", "\"Fail\"").into_bytes());
+                        *bytes = ledger::stored::encode(&e).unwrap();
+                    })
                     .unwrap();
-                tree.flush().unwrap();
                 found = Some(seq);
                 break;
             }

@@ -3,7 +3,7 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `E` seq(8) | the event, postcard-encoded ([`crate::codec`]) |
+//! | `E` seq(8) | sled: where the event's record is in the app's segment file ([`super::segment`]): offset(8) ‖ length(4); in memory: the event, postcard-encoded ([`crate::codec`]) |
 //! | `V` class 0x00 objectId 0x00 seq(8) | kind code (1 byte) |
 //! | `R` class 0x00 objectId | state(1: 0 live, 1 deleted) seq(8): written at creation and deletion |
 //! | `I` idempotency key | seq(8) |
@@ -196,10 +196,29 @@ pub fn mark_key(mark: Mark, seq: u64) -> [u8; 9] {
     k
 }
 
-/// The keys and values one event write puts into its app's keyspace.
-pub fn entries(w: &super::EventWrite) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut out = Vec::with_capacity(3);
-    out.push((event_key(w.seq).to_vec(), w.bytes.clone()));
+/// The value of an `E` key in sled: the event's locator.
+pub fn locator_value(at: super::segment::Locator) -> [u8; 12] {
+    let mut v = [0u8; 12];
+    v[..8].copy_from_slice(&at.offset.to_be_bytes());
+    v[8..].copy_from_slice(&at.len.to_be_bytes());
+    v
+}
+
+/// Reads an `E` value in sled; any length but 12 is not a locator.
+pub fn parse_locator(v: &[u8]) -> Option<super::segment::Locator> {
+    if v.len() != 12 {
+        return None;
+    }
+    Some(super::segment::Locator {
+        offset: u64::from_be_bytes(v[..8].try_into().ok()?),
+        len: u32::from_be_bytes(v[8..].try_into().ok()?),
+    })
+}
+
+/// The index entries one event write puts into its app's keyspace: all but its `E` entry,
+/// whose value each store chooses (the event's bytes, or where they are).
+pub fn index_entries(w: &super::EventWrite) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::with_capacity(4);
     if let Some((class, id, kind)) = &w.version {
         out.push((version_key(class, id, w.seq), vec![*kind]));
         if let Some(state) = w.sets_state {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
-use super::layout::{self, entries, event_key, version_prefix, EVENT};
+use super::layout::{self, event_key, index_entries, version_prefix, EVENT};
 use super::{AppBatch, Mark, RawEvents, RecordState, Store, StoreResult, TreeNodes};
 
 type Tree = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -147,7 +147,8 @@ impl Store for MemoryStore {
         for b in batches {
             let t = trees.entry(layout::tree_name(&b.app)).or_default();
             for w in &b.events {
-                for (k, v) in entries(w) {
+                t.insert(event_key(w.seq).to_vec(), w.bytes.clone());
+                for (k, v) in index_entries(w) {
                     t.insert(k, v);
                 }
             }

@@ -1,4 +1,5 @@
-//! Storage behind a narrow trait: events by sequence number, the per-record version index,
+//! Storage behind a narrow trait: events by sequence number (in sled, their bodies in an
+//! append-only file per app, [`segment`]), the per-record version index,
 //! the idempotency index, marks for schema and key events, each app's Merkle tree nodes
 //! (written with the events) and its signed checkpoints. Backends: [`SledStore`]
 //! (the embedded default) and [`MemoryStore`] (tests). Both lay keys out as [`layout`]
@@ -10,6 +11,7 @@
 
 pub mod layout;
 mod memory;
+pub mod segment;
 mod sled_store;
 
 pub use memory::MemoryStore;
@@ -100,11 +102,29 @@ pub struct Space {
     pub read_only: bool,
 }
 
+/// An I/O error as a store error; the two an operator must act on get their plain names
+/// (sled words some I/O errors with their Debug form, the OS with its error number).
+pub(crate) fn io_error(io: std::io::Error) -> StoreError {
+    StoreError::Io(match io.kind() {
+        std::io::ErrorKind::StorageFull => {
+            std::io::Error::new(io.kind(), "no space left on device")
+        }
+        std::io::ErrorKind::ReadOnlyFilesystem => {
+            std::io::Error::new(io.kind(), "read-only file system")
+        }
+        _ => io,
+    })
+}
+
 /// Result of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Raw events in sequence order: (key sequence number, stored bytes).
 pub type RawEvents<'a> = Box<dyn Iterator<Item = StoreResult<(u64, Vec<u8>)>> + Send + 'a>;
+
+/// Takes events lent by [`Store::read_range`]: (seq, stored bytes), or why one could not
+/// be read.
+pub type LendEvent<'a> = dyn FnMut(StoreResult<(u64, &[u8])>) + 'a;
 
 /// An event store. Implementations must make `write` atomic per app.
 pub trait Store: Send + Sync + 'static {
@@ -116,6 +136,17 @@ pub trait Store: Send + Sync + 'static {
     fn last_event(&self, app: &str) -> StoreResult<Option<(u64, Vec<u8>)>>;
     /// Events with `seq >= from`, in order.
     fn scan(&self, app: &str, from: u64) -> RawEvents<'_>;
+    /// Events `from..=to` in order, as [`Store::scan`] gives them, each lent to `each`
+    /// rather than allocated: for long sequential reads (verification).
+    fn read_range(&self, app: &str, from: u64, to: u64, each: &mut LendEvent<'_>) {
+        for r in self.scan(app, from) {
+            match r {
+                Ok((seq, _)) if seq > to => return,
+                Ok((seq, bytes)) => each(Ok((seq, &bytes))),
+                Err(e) => each(Err(e)),
+            }
+        }
+    }
     /// The version index of one record: (seq, kind code), in order.
     fn versions(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Vec<(u64, u8)>>;
     /// A record's state in one point read: `None` if it never existed, else whether it is

@@ -1,5 +1,11 @@
-//! The embedded store: sled 0.34, one tree per app, made durable by `flush` plus an fsync
-//! of sled's data file.
+//! The embedded store: sled 0.34, one tree per app for the indexes and the head, made
+//! durable by `flush` plus an fsync of sled's data file; event bodies in one append-only
+//! file per app ([`super::segment`]), fdatasync'd before sled's batch that points at them.
+//!
+//! A store written before segment files (event bodies in sled's `E` values) is migrated
+//! when it opens: the bodies are copied into the segment file in order, each chunk
+//! fdatasync'd before its `E` entries are rewritten as locators, so an interrupted
+//! migration resumes where it stopped.
 //!
 //! sled's own `flush()` writes with `sync_file_range` on Linux, which survives a process
 //! kill but syncs neither file metadata nor the device's write cache; so `sync` also calls
@@ -12,11 +18,13 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use super::layout::{self, entries, event_key, version_prefix, EVENT};
+use super::layout::{self, event_key, index_entries, version_prefix, EVENT};
+use super::segment::{self, Locator, Reader, Segment};
 use super::{
-    AppBatch, Mark, RawEvents, RecordState, Space, Store, StoreError, StoreResult, TreeNodes,
+    AppBatch, LendEvent, Mark, RawEvents, RecordState, Space, Store, StoreError, StoreResult,
+    TreeNodes,
 };
 
 /// Cache sled may use, in bytes: bounds the server's memory (SPEC §8, ≤ 300 MB RSS).
@@ -36,21 +44,19 @@ pub struct SledStore {
     synced_blobs: Mutex<HashMap<std::ffi::OsString, u64>>,
     path: PathBuf,
     trees: RwLock<HashMap<String, sled::Tree>>,
+    segments: RwLock<HashMap<String, Arc<Segment>>>,
+    /// A segment write that failed: the file may hold a partial record and pages a failed
+    /// fdatasync dropped, so the next `sync` reports it (the ledger then refuses writes
+    /// until it is reopened, which cuts what no index refers to).
+    failed_append: Mutex<Option<(std::io::ErrorKind, String)>>,
 }
+
+/// Events a migration moves into a segment file per batch.
+const MIGRATION_BATCH: usize = 4096;
 
 fn backend(e: sled::Error) -> StoreError {
     match e {
-        // sled words some I/O errors with their Debug form; the two an operator must act
-        // on are given their plain names.
-        sled::Error::Io(io) => StoreError::Io(match io.kind() {
-            std::io::ErrorKind::StorageFull => {
-                std::io::Error::new(io.kind(), "no space left on device")
-            }
-            std::io::ErrorKind::ReadOnlyFilesystem => {
-                std::io::Error::new(io.kind(), "read-only file system")
-            }
-            _ => io,
-        }),
+        sled::Error::Io(io) => super::io_error(io),
         sled::Error::Corruption { at, bt: _ } => {
             StoreError::Corrupt(format!("sled reports corruption at {at:?}"))
         }
@@ -87,13 +93,157 @@ impl SledStore {
         };
         let data_file = File::open(dir.join("db"))?;
         File::open(dir)?.sync_all()?;
-        Ok(SledStore {
+        let store = SledStore {
             db,
             data_file: Mutex::new(data_file),
             synced_blobs: Mutex::new(HashMap::new()),
             path: dir.to_path_buf(),
             trees: RwLock::new(HashMap::new()),
-        })
+            segments: RwLock::new(HashMap::new()),
+            failed_append: Mutex::new(None),
+        };
+        for name in store.db.tree_names() {
+            if let Some(app) = std::str::from_utf8(&name)
+                .ok()
+                .and_then(|n| n.strip_prefix("app:"))
+            {
+                store.open_segment(app)?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// Opens an app's segment file at open: cuts records no index refers to, and migrates
+    /// event bodies still in sled.
+    fn open_segment(&self, app: &str) -> StoreResult<()> {
+        let Some(t) = self.tree(app)? else {
+            return Ok(());
+        };
+        let last = t
+            .range(&[EVENT][..]..&[EVENT + 1][..])
+            .next_back()
+            .transpose()
+            .map_err(backend)?;
+        let (end, consistent) = match &last {
+            None => (0, true),
+            Some((k, v)) => match layout::parse_locator(v) {
+                Some(at) => {
+                    let head = self.head_record(app)?.map(|(seq, _)| seq);
+                    (at.end(), head == layout::seq_of(k))
+                }
+                None => return self.migrate(app, &t),
+            },
+        };
+        // Only a store whose last event is its head may lose a tail: otherwise the
+        // verifier must see everything as it is.
+        let seg = Segment::open(segment::path(&self.path, app), end, consistent)?;
+        self.segments
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(app.to_string(), Arc::new(seg));
+        Ok(())
+    }
+
+    /// Moves an app's event bodies from sled's `E` values into its segment file.
+    fn migrate(&self, app: &str, t: &sled::Tree) -> StoreResult<()> {
+        // Events already moved (an interrupted migration) end where the next one goes.
+        let mut end = 0;
+        for r in t.range(&[EVENT][..]..&[EVENT + 1][..]) {
+            let (_, v) = r.map_err(backend)?;
+            match layout::parse_locator(&v) {
+                Some(at) => end = at.end(),
+                None => break,
+            }
+        }
+        let seg = Segment::open(segment::path(&self.path, app), end, true)?;
+        tracing::info!(app, file = %seg.path().display(), "moving event bodies out of sled");
+        let mut from = event_key(0).to_vec();
+        loop {
+            let chunk: Vec<(sled::IVec, sled::IVec)> = t
+                .range(from.clone()..vec![EVENT + 1])
+                .filter(|r| {
+                    r.as_ref()
+                        .map_or(true, |(_, v)| layout::parse_locator(v).is_none())
+                })
+                .take(MIGRATION_BATCH)
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            let Some((last_key, _)) = chunk.last() else {
+                break;
+            };
+            from = last_key.to_vec();
+            from.push(0);
+            let _w = seg.lock();
+            let (at, new_end) = seg.append(chunk.iter().map(|(_, v)| v.as_ref()))?;
+            let mut batch = sled::Batch::default();
+            for ((k, _), at) in chunk.iter().zip(at) {
+                batch.insert(k, &layout::locator_value(at));
+            }
+            t.apply_batch(batch).map_err(backend)?;
+            seg.publish(new_end);
+        }
+        self.db.flush().map_err(backend)?;
+        self.data_file
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sync_all()?;
+        self.segments
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(app.to_string(), Arc::new(seg));
+        Ok(())
+    }
+
+    /// The segment of an app, created if `create` (its first write) and not there yet.
+    fn segment(&self, app: &str, create: bool) -> StoreResult<Option<Arc<Segment>>> {
+        if let Some(s) = self
+            .segments
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(app)
+        {
+            return Ok(Some(s.clone()));
+        }
+        if !create {
+            return Ok(None);
+        }
+        let mut segments = self.segments.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = segments.get(app) {
+            return Ok(Some(s.clone()));
+        }
+        // A new app: anything in a file left by a first write that failed is not referred to.
+        let seg = Arc::new(Segment::open(segment::path(&self.path, app), 0, true)?);
+        segments.insert(app.to_string(), seg.clone());
+        Ok(Some(seg))
+    }
+
+    /// An app's tree and a sequential reader of its segment file: events are read in the
+    /// order of their `E` entries (which point reads use too, so a scan checks exactly what
+    /// is served), each through the reader's window.
+    fn indexed(&self, app: &str) -> StoreResult<Option<(sled::Tree, Reader)>> {
+        let Some(t) = self.tree(app)? else {
+            return Ok(None);
+        };
+        match self.segment(app, false)? {
+            Some(seg) => Ok(Some((t, seg.reader()))),
+            // Indexed events without a file are reported at the first of them.
+            None => match t.range(&[EVENT][..]..&[EVENT + 1][..]).next() {
+                None => Ok(None),
+                Some(r) => {
+                    let (seq, _) = indexed_at(app, r)?;
+                    Err(no_segment(app, seq))
+                }
+            },
+        }
+    }
+
+    /// The body of event `seq` whose `E` value is `v`.
+    fn body(&self, app: &str, seq: u64, v: &[u8]) -> StoreResult<Vec<u8>> {
+        let at = locator(app, seq, v)?;
+        let seg = self
+            .segment(app, false)?
+            .ok_or_else(|| no_segment(app, seq))?;
+        seg.read(seq, at)
     }
 
     /// fsyncs the blob files written since the last call, then the blobs folder.
@@ -187,6 +337,50 @@ impl SledStore {
     pub fn raw_tree(&self, app: &str) -> StoreResult<sled::Tree> {
         self.db.open_tree(layout::tree_name(app)).map_err(backend)
     }
+
+    /// Replaces the stored bytes of event `seq` behind the ledger: in place when the length
+    /// is unchanged; else the records of `seq` and every later event are written again
+    /// after the file's end and the index points at them (the end of the last event stays
+    /// the end of what the index refers to). For tamper tests.
+    #[doc(hidden)]
+    pub fn tamper_event(
+        &self,
+        app: &str,
+        seq: u64,
+        change: impl FnOnce(&mut Vec<u8>),
+    ) -> StoreResult<()> {
+        let t = self.tree(app)?.ok_or_else(|| no_segment(app, seq))?;
+        let seg = self
+            .segment(app, false)?
+            .ok_or_else(|| no_segment(app, seq))?;
+        let mut events = Vec::new();
+        for r in t.range(event_key(seq).to_vec()..vec![EVENT + 1]) {
+            let (k, v) = r.map_err(backend)?;
+            let s = layout::seq_of(&k)
+                .ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
+            let at = locator(app, s, &v)?;
+            events.push((s, at, seg.read(s, at)?));
+        }
+        let Some((_, at, first)) = events.first_mut() else {
+            return Err(StoreError::Corrupt(format!("app {app}: no event {seq}")));
+        };
+        let len = first.len();
+        change(first);
+        if first.len() == len {
+            seg.overwrite(*at, first)?;
+        } else {
+            let _w = seg.lock();
+            let (at, end) = seg.append(events.iter().map(|(_, _, b)| b.as_slice()))?;
+            let mut batch = sled::Batch::default();
+            for ((s, _, _), at) in events.iter().zip(at) {
+                batch.insert(&event_key(*s), &layout::locator_value(at));
+            }
+            t.apply_batch(batch).map_err(backend)?;
+            seg.publish(end);
+        }
+        t.flush().map_err(backend)?;
+        Ok(())
+    }
 }
 
 impl Store for SledStore {
@@ -200,7 +394,16 @@ impl Store for SledStore {
                 continue;
             };
             // A tree left empty by a failed first write is not an app.
-            if self.last_event(app)?.is_some() {
+            let has_events = match self.tree(app)? {
+                Some(t) => t
+                    .range(&[EVENT][..]..&[EVENT + 1][..])
+                    .next()
+                    .transpose()
+                    .map_err(backend)?
+                    .is_some(),
+                None => false,
+            };
+            if has_events {
                 apps.push(app.to_string());
             }
         }
@@ -211,7 +414,10 @@ impl Store for SledStore {
         let Some(t) = self.tree(app)? else {
             return Ok(None);
         };
-        Ok(t.get(event_key(seq)).map_err(backend)?.map(|v| v.to_vec()))
+        t.get(event_key(seq))
+            .map_err(backend)?
+            .map(|v| self.body(app, seq, &v))
+            .transpose()
     }
 
     fn last_event(&self, app: &str) -> StoreResult<Option<(u64, Vec<u8>)>> {
@@ -224,24 +430,37 @@ impl Store for SledStore {
                 let (k, v) = r.map_err(backend)?;
                 let seq = layout::seq_of(&k)
                     .ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
-                Ok(Some((seq, v.to_vec())))
+                Ok(Some((seq, self.body(app, seq, &v)?)))
             }
         }
     }
 
     fn scan(&self, app: &str, from: u64) -> RawEvents<'_> {
-        let t = match self.tree(app) {
-            Ok(Some(t)) => t,
+        let (t, mut reader) = match self.indexed(app) {
+            Ok(Some(found)) => found,
             Ok(None) => return Box::new(std::iter::empty()),
             Err(e) => return Box::new(std::iter::once(Err(e))),
         };
+        let app = app.to_string();
         let start = event_key(from).to_vec();
-        Box::new(t.range(start..vec![EVENT + 1]).map(|r| {
-            let (k, v) = r.map_err(backend)?;
-            let seq = layout::seq_of(&k)
-                .ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
-            Ok((seq, v.to_vec()))
+        Box::new(t.range(start..vec![EVENT + 1]).map(move |r| {
+            let (seq, at) = indexed_at(&app, r)?;
+            Ok((seq, reader.read(seq, at)?.to_vec()))
         }))
+    }
+
+    fn read_range(&self, app: &str, from: u64, to: u64, each: &mut LendEvent<'_>) {
+        let (t, mut reader) = match self.indexed(app) {
+            Ok(Some(found)) => found,
+            Ok(None) => return,
+            Err(e) => return each(Err(e)),
+        };
+        for r in t.range(event_key(from).to_vec()..=event_key(to).to_vec()) {
+            match indexed_at(app, r) {
+                Ok((seq, at)) => each(reader.read(seq, at).map(|b| (seq, b))),
+                Err(e) => each(Err(e)),
+            }
+        }
     }
 
     fn versions(&self, app: &str, class: &str, object_id: &str) -> StoreResult<Vec<(u64, u8)>> {
@@ -304,20 +523,46 @@ impl Store for SledStore {
                 Some(t) => t,
                 None => self.open_tree(&b.app)?,
             };
+            let seg = self
+                .segment(&b.app, true)?
+                .ok_or_else(|| StoreError::Backend(format!("app {}: no segment file", b.app)))?;
+            // Bodies durable first; then the index that points at them; then visible.
+            let _w = seg.lock();
+            let (at, end) = seg
+                .append(b.events.iter().map(|w| w.bytes.as_slice()))
+                .inspect_err(|e| {
+                    let kind = match e {
+                        StoreError::Io(io) => io.kind(),
+                        _ => std::io::ErrorKind::Other,
+                    };
+                    let why = format!("writing {} failed: {e}", seg.path().display());
+                    *self.failed_append.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((kind, why));
+                })?;
             let mut batch = sled::Batch::default();
-            for w in &b.events {
-                for (k, v) in entries(w) {
+            for (w, at) in b.events.iter().zip(at) {
+                batch.insert(&event_key(w.seq), &layout::locator_value(at));
+                for (k, v) in index_entries(w) {
                     batch.insert(k, v);
                 }
             }
             batch.insert(layout::HEAD, layout::head_value(b.head.0, &b.head.1));
             batch.insert(layout::TREE_SIZE, &b.head.0.to_be_bytes());
             t.apply_batch(batch).map_err(backend)?;
+            seg.publish(end);
         }
         Ok(())
     }
 
     fn sync(&self) -> StoreResult<()> {
+        if let Some((kind, why)) = self
+            .failed_append
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(StoreError::Io(std::io::Error::new(kind, why)));
+        }
         self.db.flush().map_err(backend)?;
         // Blobs first: the log in `db` points at them.
         self.sync_blobs()?;
@@ -412,4 +657,27 @@ impl Store for SledStore {
             }
         }
     }
+}
+
+/// An `E` entry: its event's seq and locator.
+fn indexed_at(app: &str, r: sled::Result<(sled::IVec, sled::IVec)>) -> StoreResult<(u64, Locator)> {
+    let (k, v) = r.map_err(backend)?;
+    let seq = layout::seq_of(&k).ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
+    Ok((seq, locator(app, seq, &v)?))
+}
+
+/// Reads an `E` value; anything but a locator is corruption, named by event.
+fn locator(app: &str, seq: u64, v: &[u8]) -> StoreResult<Locator> {
+    layout::parse_locator(v).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "app {app}: the index entry of event {seq} is {} bytes, not a 12-byte locator",
+            v.len()
+        ))
+    })
+}
+
+fn no_segment(app: &str, seq: u64) -> StoreError {
+    StoreError::Corrupt(format!(
+        "app {app}: event {seq} is indexed but the app has no segment file"
+    ))
 }

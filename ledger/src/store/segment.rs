@@ -1,0 +1,285 @@
+//! Event bodies outside sled: one append-only file per app, `<dir>/events/<app>.events`.
+//! Each event is one record, `length(4, big-endian) ‖ the event's encoded bytes`
+//! ([`crate::codec`]); sled's `E` keys hold only each event's [`Locator`].
+//!
+//! Order of a write: the records are written and fdatasync'd first, then sled's batch that
+//! points at them is applied (every read, point or scan, goes through those locators, so
+//! that is when the events become visible), then the file's end moves past them. So sled
+//! never refers to bytes a crash or a power loss could take, and bytes past the last record
+//! sled refers to belong to a batch whose index write never happened: never acknowledged,
+//! they are cut off when the store opens ([`Segment::open`]), and overwritten by the next
+//! write meanwhile.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{io_error, StoreError, StoreResult};
+
+/// Bytes a sequential reader fetches at once.
+const WINDOW: usize = 1 << 20;
+
+/// Where an event's record is: its offset in the app's file and the event's length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Locator {
+    /// Offset of the record (its length prefix).
+    pub offset: u64,
+    /// Length of the event's bytes, after the 4-byte prefix.
+    pub len: u32,
+}
+
+impl Locator {
+    /// The offset just past the record.
+    pub fn end(self) -> u64 {
+        self.offset + 4 + u64::from(self.len)
+    }
+}
+
+/// The directory of the segment files in a store directory.
+pub fn dir(store_dir: &Path) -> PathBuf {
+    store_dir.join("events")
+}
+
+/// The segment file of an app.
+pub fn path(store_dir: &Path, app: &str) -> PathBuf {
+    dir(store_dir).join(format!("{app}.events"))
+}
+
+/// One app's segment file.
+#[derive(Debug)]
+pub struct Segment {
+    file: File,
+    path: PathBuf,
+    /// The end of the records sled refers to: where the next write goes.
+    end: AtomicU64,
+    /// Held by a writer from its records' write until its sled batch is applied.
+    writing: Mutex<()>,
+}
+
+impl Segment {
+    /// Opens (creating if needed) the file, whose records sled refers to up to `end`.
+    /// A longer file is cut to `end` when `cut` is set (the store's index is consistent
+    /// with its head, so the rest was never acknowledged); a shorter one is left as it is,
+    /// and reads of what is missing report it.
+    pub fn open(path: PathBuf, end: u64, cut: bool) -> StoreResult<Self> {
+        let created = !path.exists();
+        if created {
+            let parent = path
+                .parent()
+                .ok_or_else(|| StoreError::Backend(format!("{} has no folder", path.display())))?;
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        if created {
+            // The new file's name must survive a power loss before anything points at it.
+            file.sync_all()?;
+            if let Some(parent) = path.parent() {
+                File::open(parent)?.sync_all()?;
+                if let Some(store_dir) = parent.parent() {
+                    File::open(store_dir)?.sync_all()?;
+                }
+            }
+        }
+        let len = file.metadata()?.len();
+        if cut && len > end {
+            tracing::info!(
+                file = %path.display(),
+                from = len,
+                to = end,
+                "cutting event records no index refers to (a write never acknowledged)"
+            );
+            file.set_len(end)?;
+            file.sync_all()?;
+        }
+        Ok(Segment {
+            file,
+            path,
+            end: AtomicU64::new(end),
+            writing: Mutex::new(()),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Takes the write lock: one batch at a time per app.
+    pub fn lock(&self) -> MutexGuard<'_, ()> {
+        self.writing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes `bodies` as records after the current end and makes them durable; the end
+    /// moves past them at [`Segment::publish`]. Call with the write lock held.
+    pub fn append<'a>(
+        &self,
+        bodies: impl Iterator<Item = &'a [u8]>,
+    ) -> StoreResult<(Vec<Locator>, u64)> {
+        let start = self.end.load(Ordering::Acquire);
+        let mut buf = Vec::new();
+        let mut locators = Vec::new();
+        for body in bodies {
+            let len = u32::try_from(body.len()).map_err(|_| {
+                StoreError::Backend(format!("an event of {} bytes is too large", body.len()))
+            })?;
+            locators.push(Locator {
+                offset: start + buf.len() as u64,
+                len,
+            });
+            buf.extend_from_slice(&len.to_be_bytes());
+            buf.extend_from_slice(body);
+        }
+        self.file.write_all_at(&buf, start).map_err(io_error)?;
+        self.file.sync_data().map_err(io_error)?;
+        Ok((locators, start + buf.len() as u64))
+    }
+
+    /// Moves the end (where the next write goes) past records sled's batch now points at.
+    pub fn publish(&self, end: u64) {
+        self.end.store(end, Ordering::Release);
+    }
+
+    /// The bytes of the event at `at` (event `seq`, for messages).
+    pub fn read(&self, seq: u64, at: Locator) -> StoreResult<Vec<u8>> {
+        let mut buf = vec![0u8; 4 + at.len as usize];
+        self.read_exact(seq, at, &mut buf)?;
+        check_prefix(&self.path, seq, at, &buf)?;
+        buf.drain(..4);
+        Ok(buf)
+    }
+
+    fn read_exact(&self, seq: u64, at: Locator, buf: &mut [u8]) -> StoreResult<()> {
+        self.file.read_exact_at(buf, at.offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                missing(&self.path, seq, at)
+            } else {
+                StoreError::Io(e)
+            }
+        })
+    }
+
+    /// A sequential reader: records read in windows of [`WINDOW`] bytes.
+    pub fn reader(self: &Arc<Self>) -> Reader {
+        Reader {
+            segment: self.clone(),
+            start: 0,
+            filled: 0,
+            window: SPARE_WINDOW.with(|w| w.take()),
+        }
+    }
+
+    /// Overwrites the event at `at` with `bytes` of its length: for tamper tests only.
+    pub fn overwrite(&self, at: Locator, bytes: &[u8]) -> StoreResult<()> {
+        let _w = self.lock();
+        if bytes.len() != at.len as usize {
+            return Err(StoreError::Backend(format!(
+                "{} bytes cannot overwrite an event of {}",
+                bytes.len(),
+                at.len
+            )));
+        }
+        self.file.write_all_at(bytes, at.offset + 4)?;
+        self.file.sync_data()?;
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// A window a finished reader left on this thread: a scan of a million events makes
+    /// over a hundred readers, and fresh megabytes cost the kernel's zeroing each time.
+    /// One per thread that scanned (verification's readers; the server's blocking pool,
+    /// whose idle threads exit after seconds).
+    static SPARE_WINDOW: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Reads records in order through a window of the file, for scans.
+pub struct Reader {
+    segment: Arc<Segment>,
+    /// File offset of `window[0]`.
+    start: u64,
+    /// Bytes of `window` read from the file.
+    filled: usize,
+    window: Vec<u8>,
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let window = std::mem::take(&mut self.window);
+        SPARE_WINDOW.with(|w| w.set(window));
+    }
+}
+
+impl Reader {
+    /// `len` bytes of the file at `offset`: from the window if it holds them, else after
+    /// reading the window from `offset` on. `None` if the file ends first.
+    fn bytes(&mut self, offset: u64, len: usize) -> std::io::Result<Option<&[u8]>> {
+        let inside = offset >= self.start && offset + len as u64 <= self.start + self.filled as u64;
+        if !inside {
+            if self.window.len() < len.max(WINDOW) {
+                self.window.resize(len.max(WINDOW), 0);
+            }
+            self.start = offset;
+            self.filled = 0;
+            while self.filled < self.window.len() {
+                match self
+                    .segment
+                    .file
+                    .read_at(&mut self.window[self.filled..], offset + self.filled as u64)
+                {
+                    Ok(0) => break,
+                    Ok(n) => self.filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.filled = 0;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let from = (offset - self.start) as usize;
+        Ok(self.window[..self.filled].get(from..from + len))
+    }
+
+    /// The bytes of the event at `at` (event `seq`).
+    pub fn read(&mut self, seq: u64, at: Locator) -> StoreResult<&[u8]> {
+        let segment = Arc::clone(&self.segment);
+        let record = self
+            .bytes(at.offset, 4 + at.len as usize)?
+            .ok_or_else(|| missing(&segment.path, seq, at))?;
+        check_prefix(&segment.path, seq, at, record)?;
+        Ok(&record[4..])
+    }
+}
+
+fn missing(path: &Path, seq: u64, at: Locator) -> StoreError {
+    StoreError::Corrupt(format!(
+        "event {seq}: its record ({} bytes at offset {}) is missing from {}",
+        4 + u64::from(at.len),
+        at.offset,
+        path.display()
+    ))
+}
+
+fn check_prefix(path: &Path, seq: u64, at: Locator, record: &[u8]) -> StoreResult<()> {
+    let prefix = record
+        .get(..4)
+        .and_then(|p| <[u8; 4]>::try_from(p).ok())
+        .map(u32::from_be_bytes);
+    if prefix != Some(at.len) {
+        return Err(StoreError::Corrupt(format!(
+            "event {seq}: the record at offset {} of {} has length {:?}, the index says {}",
+            at.offset,
+            path.display(),
+            prefix,
+            at.len
+        )));
+    }
+    Ok(())
+}

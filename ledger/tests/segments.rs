@@ -199,3 +199,33 @@ fn an_interrupted_migration_resumes_where_it_stopped() {
     to_bodies_in_sled(&dir.path().join("store"), "gxp", 9, &[1, 2, 3, 4, 5]);
     check_migrated(dir.path(), &heads);
 }
+
+#[test]
+fn a_read_only_open_neither_migrates_nor_cuts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let heads = filled(dir.path(), 6);
+    let store_dir = dir.path().join("store");
+    // A tail no index refers to stays: the reader leaves the evidence as it found it.
+    let file = segment::path(&store_dir, "gxp");
+    let len = std::fs::metadata(&file).expect("segment").len();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .expect("open")
+        .write_all(&[9u8; 40])
+        .expect("junk");
+    let read = |store_dir: &Path| {
+        let store = ledger::store::SledStore::open_read_only(store_dir).expect("open");
+        let l = Ledger::open_read_only(std::sync::Arc::new(store)).expect("ledger");
+        for (app, head) in &heads {
+            assert_eq!(l.head(app).as_ref(), Some(head), "{app}");
+        }
+        verifies(&l);
+    };
+    read(&store_dir);
+    assert_eq!(std::fs::metadata(&file).expect("segment").len(), len + 40);
+    // A store written before segment files is read as it is, not migrated.
+    to_bodies_in_sled(&store_dir, "", 0, &[]);
+    read(&store_dir);
+    assert!(!segment::path(&store_dir, "gxp").exists());
+}

@@ -204,7 +204,9 @@ pub fn locator_value(at: super::segment::Locator) -> [u8; 12] {
     v
 }
 
-/// Reads an `E` value in sled; any length but 12 is not a locator.
+/// Reads an `E` value in sled; any length but 12 is not a locator (it is an event's bytes,
+/// in a store written before segment files: an encoded event holds at least two hashes and
+/// a signature, so it is never 12 bytes long).
 pub fn parse_locator(v: &[u8]) -> Option<super::segment::Locator> {
     if v.len() != 12 {
         return None;

@@ -7,8 +7,8 @@
 //! that is when the events become visible), then the file's end moves past them. So sled
 //! never refers to bytes a crash or a power loss could take, and bytes past the last record
 //! sled refers to belong to a batch whose index write never happened: never acknowledged,
-//! they are cut off when the store opens ([`Segment::open`]), and overwritten by the next
-//! write meanwhile.
+//! they are cut off when the store opens if its index agrees with its head
+//! ([`Segment::cut_tail`]), and overwritten by the next write meanwhile.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -31,9 +31,9 @@ pub struct Locator {
 }
 
 impl Locator {
-    /// The offset just past the record.
+    /// The offset just past the record (saturating: a corrupt locator must not panic).
     pub fn end(self) -> u64 {
-        self.offset + 4 + u64::from(self.len)
+        self.offset.saturating_add(4 + u64::from(self.len))
     }
 }
 
@@ -45,6 +45,16 @@ pub fn dir(store_dir: &Path) -> PathBuf {
 /// The segment file of an app.
 pub fn path(store_dir: &Path, app: &str) -> PathBuf {
     dir(store_dir).join(format!("{app}.events"))
+}
+
+/// Whether an app name can name a file: the ledger's app names always can (lowercase
+/// letters, digits, `_` and `-`); a name read from a damaged store might not.
+pub fn is_file_stem(app: &str) -> bool {
+    !app.is_empty()
+        && app.len() <= 64
+        && app
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
 }
 
 /// One app's segment file.
@@ -59,51 +69,57 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Opens (creating if needed) the file, whose records sled refers to up to `end`.
-    /// A longer file is cut to `end` when `cut` is set (the store's index is consistent
-    /// with its head, so the rest was never acknowledged); a shorter one is left as it is,
-    /// and reads of what is missing report it.
-    pub fn open(path: PathBuf, end: u64, cut: bool) -> StoreResult<Self> {
-        let created = !path.exists();
-        if created {
+    /// Opens (creating if needed) the file, whose records sled refers to up to `end`. A
+    /// shorter file is left as it is (reads of what is missing report it); a longer one
+    /// keeps its tail until [`Segment::cut_tail`]. `read_only`: never creates or syncs.
+    pub fn open(path: PathBuf, end: u64, read_only: bool) -> StoreResult<Self> {
+        let file = if read_only {
+            File::open(&path)?
+        } else {
             let parent = path
                 .parent()
                 .ok_or_else(|| StoreError::Backend(format!("{} has no folder", path.display())))?;
             std::fs::create_dir_all(parent)?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)?;
-        if created {
-            // The new file's name must survive a power loss before anything points at it.
-            file.sync_all()?;
-            if let Some(parent) = path.parent() {
-                File::open(parent)?.sync_all()?;
-                if let Some(store_dir) = parent.parent() {
-                    File::open(store_dir)?.sync_all()?;
-                }
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)?;
+            // The file and its name must survive a power loss before anything points at
+            // it: synced at every open, so a crash between creating and syncing it (or a
+            // failed sync) is made good by the next open, before any write.
+            file.sync_all().map_err(io_error)?;
+            File::open(parent)?.sync_all().map_err(io_error)?;
+            if let Some(store_dir) = parent.parent() {
+                File::open(store_dir)?.sync_all().map_err(io_error)?;
             }
-        }
-        let len = file.metadata()?.len();
-        if cut && len > end {
-            tracing::info!(
-                file = %path.display(),
-                from = len,
-                to = end,
-                "cutting event records no index refers to (a write never acknowledged)"
-            );
-            file.set_len(end)?;
-            file.sync_all()?;
-        }
+            file
+        };
         Ok(Segment {
             file,
             path,
             end: AtomicU64::new(end),
             writing: Mutex::new(()),
         })
+    }
+
+    /// Cuts the file to its end: what follows the last record the index refers to was
+    /// never acknowledged. Call only when the index is consistent with its head.
+    pub fn cut_tail(&self) -> StoreResult<()> {
+        let end = self.end.load(Ordering::Acquire);
+        let len = self.file.metadata()?.len();
+        if len > end {
+            tracing::info!(
+                file = %self.path.display(),
+                from = len,
+                to = end,
+                "cutting event records no index refers to (a write never acknowledged)"
+            );
+            self.file.set_len(end).map_err(io_error)?;
+            self.file.sync_all().map_err(io_error)?;
+        }
+        Ok(())
     }
 
     /// The file.
@@ -148,6 +164,10 @@ impl Segment {
 
     /// The bytes of the event at `at` (event `seq`, for messages).
     pub fn read(&self, seq: u64, at: Locator) -> StoreResult<Vec<u8>> {
+        // Checked before allocating: a corrupt length must not ask for gigabytes.
+        if at.end() > self.file.metadata()?.len() {
+            return Err(missing(&self.path, seq, at));
+        }
         let mut buf = vec![0u8; 4 + at.len as usize];
         self.read_exact(seq, at, &mut buf)?;
         check_prefix(&self.path, seq, at, &buf)?;
@@ -220,8 +240,19 @@ impl Reader {
     /// `len` bytes of the file at `offset`: from the window if it holds them, else after
     /// reading the window from `offset` on. `None` if the file ends first.
     fn bytes(&mut self, offset: u64, len: usize) -> std::io::Result<Option<&[u8]>> {
-        let inside = offset >= self.start && offset + len as u64 <= self.start + self.filled as u64;
+        let Some(wanted_end) = offset.checked_add(len as u64) else {
+            return Ok(None);
+        };
+        let inside = offset >= self.start && wanted_end <= self.start + self.filled as u64;
         if !inside {
+            // Checked before allocating: a corrupt length must not ask for gigabytes.
+            if wanted_end > self.segment.file.metadata()?.len() {
+                return Ok(None);
+            }
+            // Bytes past the end are not yet (or never) indexed: a failed write's leftovers
+            // that a later write may replace. Only the record asked for (indexed, so final)
+            // and what lies before the end may stay in the window.
+            let safe_end = self.segment.end.load(Ordering::Acquire);
             if self.window.len() < len.max(WINDOW) {
                 self.window.resize(len.max(WINDOW), 0);
             }
@@ -242,6 +273,8 @@ impl Reader {
                     }
                 }
             }
+            let safe = usize::try_from(safe_end.saturating_sub(offset)).unwrap_or(usize::MAX);
+            self.filled = self.filled.min(safe.max(len));
         }
         let from = (offset - self.start) as usize;
         Ok(self.window[..self.filled].get(from..from + len))

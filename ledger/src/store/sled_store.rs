@@ -49,6 +49,8 @@ pub struct SledStore {
     /// fdatasync dropped, so the next `sync` reports it (the ledger then refuses writes
     /// until it is reopened, which cuts what no index refers to).
     failed_append: Mutex<Option<(std::io::ErrorKind, String)>>,
+    /// Opened for reading only: no migration, no cut, no new files.
+    read_only: bool,
 }
 
 /// Events a migration moves into a segment file per batch.
@@ -67,6 +69,18 @@ fn backend(e: sled::Error) -> StoreError {
 impl SledStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> StoreResult<Self> {
+        Self::open_with(dir, false)
+    }
+
+    /// Opens the store in `dir` to read it (the replay tool on a data directory): sled
+    /// still takes its lock, but the store's own files are left exactly as they are: a
+    /// store written before segment files is read as it is, not migrated, and records no
+    /// index refers to are not cut.
+    pub fn open_read_only(dir: &Path) -> StoreResult<Self> {
+        Self::open_with(dir, true)
+    }
+
+    fn open_with(dir: &Path, read_only: bool) -> StoreResult<Self> {
         std::fs::create_dir_all(dir)?;
         let config = sled::Config::new()
             .path(dir)
@@ -101,6 +115,7 @@ impl SledStore {
             trees: RwLock::new(HashMap::new()),
             segments: RwLock::new(HashMap::new()),
             failed_append: Mutex::new(None),
+            read_only,
         };
         for name in store.db.tree_names() {
             if let Some(app) = std::str::from_utf8(&name)
@@ -114,29 +129,53 @@ impl SledStore {
     }
 
     /// Opens an app's segment file at open: cuts records no index refers to, and migrates
-    /// event bodies still in sled.
+    /// event bodies still in sled (neither when read-only).
     fn open_segment(&self, app: &str) -> StoreResult<()> {
         let Some(t) = self.tree(app)? else {
             return Ok(());
         };
+        if !segment::is_file_stem(app) {
+            tracing::warn!(
+                app,
+                "an app name that cannot name a file: its events read as missing"
+            );
+            return Ok(());
+        }
+        let path = segment::path(&self.path, app);
         let last = t
             .range(&[EVENT][..]..&[EVENT + 1][..])
             .next_back()
             .transpose()
             .map_err(backend)?;
-        let (end, consistent) = match &last {
-            None => (0, true),
+        let head = self.head_record(app)?.map(|(seq, _)| seq);
+        let (end, last_seq) = match &last {
+            None => (0, None),
             Some((k, v)) => match layout::parse_locator(v) {
-                Some(at) => {
-                    let head = self.head_record(app)?.map(|(seq, _)| seq);
-                    (at.end(), head == layout::seq_of(k))
-                }
+                Some(at) => (at.end(), layout::seq_of(k)),
+                None if self.read_only => return Ok(()),
                 None => return self.migrate(app, &t),
             },
         };
-        // Only a store whose last event is its head may lose a tail: otherwise the
-        // verifier must see everything as it is.
-        let seg = Segment::open(segment::path(&self.path, app), end, consistent)?;
+        if self.read_only && !path.exists() {
+            return Ok(());
+        }
+        let seg = Segment::open(path, end, self.read_only)?;
+        // Only a store whose last indexed event is its head, and whose last record is that
+        // event, may lose a tail: otherwise the verifier must see everything as it is.
+        let consistent = match (last_seq, &last) {
+            (None, _) => head.is_none(),
+            (Some(seq), Some((_, v))) => {
+                head == Some(seq)
+                    && layout::parse_locator(v)
+                        .and_then(|at| seg.read(seq, at).ok())
+                        .and_then(|bytes| crate::codec::decode(&bytes).ok())
+                        .is_some_and(|e| e.seq == seq && e.app == app)
+            }
+            (Some(_), None) => false,
+        };
+        if consistent && !self.read_only {
+            seg.cut_tail()?;
+        }
         self.segments
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -155,7 +194,9 @@ impl SledStore {
                 None => break,
             }
         }
-        let seg = Segment::open(segment::path(&self.path, app), end, true)?;
+        let seg = Segment::open(segment::path(&self.path, app), end, false)?;
+        // What an interrupted migration wrote past its last locator is written again.
+        seg.cut_tail()?;
         tracing::info!(app, file = %seg.path().display(), "moving event bodies out of sled");
         let mut from = event_key(0).to_vec();
         loop {
@@ -182,11 +223,8 @@ impl SledStore {
             t.apply_batch(batch).map_err(backend)?;
             seg.publish(new_end);
         }
-        self.db.flush().map_err(backend)?;
-        self.data_file
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .sync_all()?;
+        // sled's flush, its blob files and its data file, as for any write.
+        self.sync()?;
         self.segments
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -211,35 +249,58 @@ impl SledStore {
         if let Some(s) = segments.get(app) {
             return Ok(Some(s.clone()));
         }
+        if self.read_only || !segment::is_file_stem(app) {
+            return Err(StoreError::Backend(format!(
+                "app {app}: no segment file can be made here"
+            )));
+        }
         // A new app: anything in a file left by a first write that failed is not referred to.
-        let seg = Arc::new(Segment::open(segment::path(&self.path, app), 0, true)?);
+        let seg = Segment::open(segment::path(&self.path, app), 0, false)?;
+        seg.cut_tail()?;
+        let seg = Arc::new(seg);
         segments.insert(app.to_string(), seg.clone());
         Ok(Some(seg))
     }
 
-    /// An app's tree and a sequential reader of its segment file: events are read in the
-    /// order of their `E` entries (which point reads use too, so a scan checks exactly what
-    /// is served), each through the reader's window.
-    fn indexed(&self, app: &str) -> StoreResult<Option<(sled::Tree, Reader)>> {
+    /// An app's tree and a sequential reader of its segment file (if it has one): events
+    /// are read in the order of their `E` entries (which point reads use too, so a scan
+    /// checks exactly what is served), each through the reader's window.
+    fn indexed(&self, app: &str) -> StoreResult<Option<(sled::Tree, Option<Reader>)>> {
         let Some(t) = self.tree(app)? else {
             return Ok(None);
         };
-        match self.segment(app, false)? {
-            Some(seg) => Ok(Some((t, seg.reader()))),
-            // Indexed events without a file are reported at the first of them.
-            None => match t.range(&[EVENT][..]..&[EVENT + 1][..]).next() {
-                None => Ok(None),
-                Some(r) => {
-                    let (seq, _) = indexed_at(app, r)?;
-                    Err(no_segment(app, seq))
-                }
-            },
+        let reader = self.segment(app, false)?.map(|seg| seg.reader());
+        Ok(Some((t, reader)))
+    }
+
+    /// The bytes an `E` entry stands for: read through `reader` (made on first need: an
+    /// app's first write may have made its file since the scan began), or the entry itself
+    /// in a store written before segment files.
+    fn entry_bytes<'r>(
+        &self,
+        app: &str,
+        reader: &'r mut Option<Reader>,
+        seq: u64,
+        v: &'r [u8],
+    ) -> StoreResult<&'r [u8]> {
+        let Some(at) = layout::parse_locator(v) else {
+            return Ok(v);
+        };
+        if reader.is_none() {
+            *reader = self.segment(app, false)?.map(|seg| seg.reader());
+        }
+        match reader {
+            Some(r) => r.read(seq, at),
+            None => Err(no_segment(app, seq)),
         }
     }
 
-    /// The body of event `seq` whose `E` value is `v`.
+    /// The body of event `seq` whose `E` value is `v` (a locator, or the body itself in a
+    /// store written before segment files).
     fn body(&self, app: &str, seq: u64, v: &[u8]) -> StoreResult<Vec<u8>> {
-        let at = locator(app, seq, v)?;
+        let Some(at) = layout::parse_locator(v) else {
+            return Ok(v.to_vec());
+        };
         let seg = self
             .segment(app, false)?
             .ok_or_else(|| no_segment(app, seq))?;
@@ -444,8 +505,8 @@ impl Store for SledStore {
         let app = app.to_string();
         let start = event_key(from).to_vec();
         Box::new(t.range(start..vec![EVENT + 1]).map(move |r| {
-            let (seq, at) = indexed_at(&app, r)?;
-            Ok((seq, reader.read(seq, at)?.to_vec()))
+            let (seq, v) = indexed_at(r)?;
+            Ok((seq, self.entry_bytes(&app, &mut reader, seq, &v)?.to_vec()))
         }))
     }
 
@@ -456,8 +517,11 @@ impl Store for SledStore {
             Err(e) => return each(Err(e)),
         };
         for r in t.range(event_key(from).to_vec()..=event_key(to).to_vec()) {
-            match indexed_at(app, r) {
-                Ok((seq, at)) => each(reader.read(seq, at).map(|b| (seq, b))),
+            match indexed_at(r) {
+                Ok((seq, v)) => each(
+                    self.entry_bytes(app, &mut reader, seq, &v)
+                        .map(|b| (seq, b)),
+                ),
                 Err(e) => each(Err(e)),
             }
         }
@@ -659,11 +723,11 @@ impl Store for SledStore {
     }
 }
 
-/// An `E` entry: its event's seq and locator.
-fn indexed_at(app: &str, r: sled::Result<(sled::IVec, sled::IVec)>) -> StoreResult<(u64, Locator)> {
+/// An `E` entry: its event's seq and value.
+fn indexed_at(r: sled::Result<(sled::IVec, sled::IVec)>) -> StoreResult<(u64, sled::IVec)> {
     let (k, v) = r.map_err(backend)?;
     let seq = layout::seq_of(&k).ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
-    Ok((seq, locator(app, seq, &v)?))
+    Ok((seq, v))
 }
 
 /// Reads an `E` value; anything but a locator is corruption, named by event.

@@ -114,7 +114,7 @@ impl Local {
                 dir.display()
             );
         }
-        let store = match SledStore::open(&store_dir) {
+        let store = match SledStore::open_read_only(&store_dir) {
             Ok(s) => s,
             Err(StoreError::Locked { .. }) => bail!(
                 "the data directory {} is in use by another process (a running server?): it cannot be read safely while it is written. Ask that server instead (--server URL), read an export of it (--export FILE), or stop the server first",

@@ -18,8 +18,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{io_error, StoreError, StoreResult};
 
-/// Bytes a sequential reader fetches at once.
+/// Bytes a sequential reader fetches at once, at most; its first read fetches
+/// [`FIRST_WINDOW`], and each further one twice the last, so that a scan of a few events
+/// reads a few kilobytes and a long one reads a megabyte at a time.
 const WINDOW: usize = 1 << 20;
+/// A reader's first read.
+const FIRST_WINDOW: usize = 16 << 10;
 
 /// Where an event's record is: its offset in the app's file and the event's length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,6 +195,7 @@ impl Segment {
             segment: self.clone(),
             start: 0,
             filled: 0,
+            next_read: FIRST_WINDOW,
             window: SPARE_WINDOW.with(|w| w.take()),
         }
     }
@@ -226,6 +231,8 @@ pub struct Reader {
     start: u64,
     /// Bytes of `window` read from the file.
     filled: usize,
+    /// How much the next read fetches.
+    next_read: usize,
     window: Vec<u8>,
 }
 
@@ -253,17 +260,18 @@ impl Reader {
             // that a later write may replace. Only the record asked for (indexed, so final)
             // and what lies before the end may stay in the window.
             let safe_end = self.segment.end.load(Ordering::Acquire);
-            if self.window.len() < len.max(WINDOW) {
-                self.window.resize(len.max(WINDOW), 0);
+            let size = len.max(self.next_read);
+            self.next_read = (self.next_read * 2).min(WINDOW);
+            if self.window.len() < size {
+                self.window.resize(size, 0);
             }
             self.start = offset;
             self.filled = 0;
-            while self.filled < self.window.len() {
-                match self
-                    .segment
-                    .file
-                    .read_at(&mut self.window[self.filled..], offset + self.filled as u64)
-                {
+            while self.filled < size {
+                match self.segment.file.read_at(
+                    &mut self.window[self.filled..size],
+                    offset + self.filled as u64,
+                ) {
                     Ok(0) => break,
                     Ok(n) => self.filled += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -315,4 +323,67 @@ fn check_prefix(path: &Path, seq: u64, at: Locator, record: &[u8]) -> StoreResul
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_read_back_through_growing_windows_in_any_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let seg = Arc::new(Segment::open(path(dir.path(), "t"), 0, false).expect("open"));
+        // Lengths around the first window, the doubling steps and past the largest one.
+        let lens = [
+            1,
+            7,
+            FIRST_WINDOW - 3,
+            FIRST_WINDOW + 9,
+            100,
+            3 * FIRST_WINDOW,
+            WINDOW + 17,
+            5,
+            0,
+            2,
+        ];
+        let bodies: Vec<Vec<u8>> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (0..n).map(|j| (i * 31 + j) as u8).collect())
+            .collect();
+        let _w = seg.lock();
+        let (at, end) = seg
+            .append(bodies.iter().map(Vec::as_slice))
+            .expect("append");
+        seg.publish(end);
+        assert_eq!(end, bodies.iter().map(|b| 4 + b.len() as u64).sum::<u64>());
+        let mut reader = seg.reader();
+        for (i, (b, a)) in bodies.iter().zip(&at).enumerate() {
+            assert_eq!(reader.read(i as u64 + 1, *a).expect("read"), b.as_slice());
+        }
+        for i in [9usize, 0, 6, 3, 3, 8, 1] {
+            assert_eq!(
+                reader.read(i as u64 + 1, at[i]).expect("read"),
+                bodies[i].as_slice()
+            );
+            assert_eq!(seg.read(i as u64 + 1, at[i]).expect("read"), bodies[i]);
+        }
+        // A locator past the file, or with a length the record does not have, is refused
+        // without a large allocation or a panic.
+        let past = Locator {
+            offset: end,
+            len: 10,
+        };
+        assert!(reader.read(99, past).is_err() && seg.read(99, past).is_err());
+        let huge = Locator {
+            offset: u64::MAX - 2,
+            len: u32::MAX,
+        };
+        assert!(reader.read(99, huge).is_err() && seg.read(99, huge).is_err());
+        let wrong = Locator {
+            offset: at[1].offset,
+            len: at[1].len + 1,
+        };
+        assert!(reader.read(2, wrong).is_err() && seg.read(2, wrong).is_err());
+    }
 }

@@ -45,8 +45,7 @@ fn raw_sled(store: &Path) -> sled::Db {
     loop {
         match sled::open(store) {
             Ok(db) => return db,
-            Err(e) if std::time::Instant::now() < deadline => {
-                let _ = e;
+            Err(_) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             Err(e) => panic!("open sled: {e}"),

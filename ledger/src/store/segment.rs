@@ -168,8 +168,7 @@ impl Segment {
 
     /// The bytes of the event at `at` (event `seq`, for messages).
     pub fn read(&self, seq: u64, at: Locator) -> StoreResult<Vec<u8>> {
-        // Checked before allocating: a corrupt length must not ask for gigabytes.
-        if at.end() > self.file.metadata()?.len() {
+        if !self.holds(at.offset, 4 + at.len as usize)? {
             return Err(missing(&self.path, seq, at));
         }
         let mut buf = vec![0u8; 4 + at.len as usize];
@@ -177,6 +176,16 @@ impl Segment {
         check_prefix(&self.path, seq, at, &buf)?;
         buf.drain(..4);
         Ok(buf)
+    }
+
+    /// Whether the file may hold `len` bytes at `offset`, checked before a buffer that
+    /// large is made: a corrupt length must not ask for gigabytes. Up to [`WINDOW`] bytes
+    /// are taken on trust (a read reports a file that ends first) and cost no system call.
+    fn holds(&self, offset: u64, len: usize) -> std::io::Result<bool> {
+        let Some(end) = offset.checked_add(len as u64) else {
+            return Ok(false);
+        };
+        Ok(len <= WINDOW || end <= self.file.metadata()?.len())
     }
 
     fn read_exact(&self, seq: u64, at: Locator, buf: &mut [u8]) -> StoreResult<()> {
@@ -252,8 +261,7 @@ impl Reader {
         };
         let inside = offset >= self.start && wanted_end <= self.start + self.filled as u64;
         if !inside {
-            // Checked before allocating: a corrupt length must not ask for gigabytes.
-            if wanted_end > self.segment.file.metadata()?.len() {
+            if !self.segment.holds(offset, len)? {
                 return Ok(None);
             }
             // Bytes past the end are not yet (or never) indexed: a failed write's leftovers

@@ -148,10 +148,11 @@ impl SledStore {
             .transpose()
             .map_err(backend)?;
         let head = self.head_record(app)?.map(|(seq, _)| seq);
-        let (end, last_seq) = match &last {
-            None => (0, None),
+        // The last indexed event: (its key's seq, where its record is).
+        let last = match &last {
+            None => None,
             Some((k, v)) => match layout::parse_locator(v) {
-                Some(at) => (at.end(), layout::seq_of(k)),
+                Some(at) => Some((layout::seq_of(k), at)),
                 None if self.read_only => return Ok(()),
                 None => return self.migrate(app, &t),
             },
@@ -159,28 +160,36 @@ impl SledStore {
         if self.read_only && !path.exists() {
             return Ok(());
         }
+        let end = last.map_or(0, |(_, at)| at.end());
         let seg = Segment::open(path, end, self.read_only)?;
         // Only a store whose last indexed event is its head, and whose last record is that
         // event, may lose a tail: otherwise the verifier must see everything as it is.
-        let consistent = match (last_seq, &last) {
-            (None, _) => head.is_none(),
-            (Some(seq), Some((_, v))) => {
+        let consistent = match last {
+            None => head.is_none(),
+            Some((seq, at)) => seq.is_some_and(|seq| {
                 head == Some(seq)
-                    && layout::parse_locator(v)
-                        .and_then(|at| seg.read(seq, at).ok())
+                    && seg
+                        .read(seq, at)
+                        .ok()
                         .and_then(|bytes| crate::codec::decode(&bytes).ok())
                         .is_some_and(|e| e.seq == seq && e.app == app)
-            }
-            (Some(_), None) => false,
+            }),
         };
         if consistent && !self.read_only {
             seg.cut_tail()?;
         }
+        self.register(app, seg);
+        Ok(())
+    }
+
+    /// Keeps an app's opened segment for its reads and writes.
+    fn register(&self, app: &str, seg: Segment) -> Arc<Segment> {
+        let seg = Arc::new(seg);
         self.segments
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(app.to_string(), Arc::new(seg));
-        Ok(())
+            .insert(app.to_string(), seg.clone());
+        seg
     }
 
     /// Moves an app's event bodies from sled's `E` values into its segment file.
@@ -225,10 +234,7 @@ impl SledStore {
         }
         // sled's flush, its blob files and its data file, as for any write.
         self.sync()?;
-        self.segments
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(app.to_string(), Arc::new(seg));
+        self.register(app, seg);
         Ok(())
     }
 

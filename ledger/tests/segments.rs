@@ -1,5 +1,6 @@
-//! Event bodies in segment files: a tail no index refers to is cut at open, a file shorter
-//! than its index is reported, and a store written with the bodies in sled is migrated
+//! Event bodies in segment files, placed by index files: a tail the head does not count is
+//! cut at open (in both files), a file shorter than the head needs is reported, and a
+//! store written with the bodies (or their locators) and tree nodes in sled is migrated
 //! (also when a migration was interrupted).
 
 mod common;
@@ -9,7 +10,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use common::*;
-use ledger::store::layout::{event_key, parse_locator};
+use ledger::store::index::{self, Index};
+use ledger::store::layout::{event_key, locator_value, tree_nodes_key, tree_nodes_value};
 use ledger::store::segment;
 use ledger::{Ledger, VerifyMode, VerifyPolicy};
 
@@ -110,10 +112,12 @@ fn a_segment_file_shorter_than_its_index_is_refused_naming_the_event() {
     assert_eq!(std::fs::metadata(&file).expect("segment").len(), len - 10);
 }
 
-/// Puts every event's bytes back into sled's `E` values, as stores were written before
-/// segment files, keeping the first `keep` events of `partial_app` as locators (a
-/// migration interrupted after them) and that app's file cut after them, plus `junk`.
-fn to_bodies_in_sled(store: &Path, partial_app: &str, keep: u64, junk: &[u8]) {
+/// Puts every event back into sled as stores were written before index files: each `E`
+/// value the event's bytes (`inline`, before segment files) or its locator, each event's
+/// tree nodes in an `N` entry. The first `keep` events of `partial_app` stay in the index
+/// file (a migration interrupted after them), whose files are then cut after them and
+/// followed by `junk`; the other apps lose their index files (and, `inline`, segments).
+fn to_sled_layout(store: &Path, inline: bool, partial_app: &str, keep: u64, junk: &[u8]) {
     let db = raw_sled(store);
     for name in db.tree_names() {
         let Some(app) = std::str::from_utf8(&name)
@@ -124,34 +128,55 @@ fn to_bodies_in_sled(store: &Path, partial_app: &str, keep: u64, junk: &[u8]) {
             continue;
         };
         let t = db.open_tree(&name).expect("tree");
+        let head = t
+            .get(ledger::store::layout::HEAD)
+            .expect("get")
+            .and_then(|v| ledger::store::layout::parse_head(&v))
+            .expect("head")
+            .0;
+        let idx = Index::open(index::path(store, &app), true).expect("index");
         let file = std::fs::File::open(segment::path(store, &app)).expect("segment");
         let mut kept_end = 0;
-        let entries: Vec<_> = t
-            .range(&[b'E'][..]..&[b'F'][..])
-            .map(|r| r.expect("entry"))
-            .collect();
-        assert!(!entries.is_empty());
-        for (k, v) in entries {
-            let at = parse_locator(&v).expect("a locator");
-            let seq = ledger::store::layout::seq_of(&k).expect("seq");
+        for seq in 1..=head {
+            let at = idx.locator(seq).expect("locator");
             if app == partial_app && seq <= keep {
                 kept_end = at.end();
                 continue;
             }
-            let mut bytes = vec![0u8; at.len as usize];
-            file.read_exact_at(&mut bytes, at.offset + 4).expect("read");
-            t.insert(event_key(seq), bytes).expect("insert");
+            let value = if inline {
+                let mut bytes = vec![0u8; at.len as usize];
+                file.read_exact_at(&mut bytes, at.offset + 4).expect("read");
+                bytes
+            } else {
+                locator_value(at).to_vec()
+            };
+            t.insert(event_key(seq), value).expect("insert");
+            let nodes = idx.nodes(seq).expect("nodes");
+            t.insert(tree_nodes_key(seq), tree_nodes_value(&nodes))
+                .expect("insert");
         }
-        drop(file);
+        drop((file, idx));
         if app == partial_app && keep > 0 {
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(segment::path(store, &app))
-                .expect("open");
-            f.set_len(kept_end).expect("cut");
-            f.write_all_at(junk, kept_end).expect("junk");
+            let open = |p: std::path::PathBuf| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(p)
+                    .expect("open")
+            };
+            let f = open(index::path(store, &app));
+            let index_end = index::end_of(keep).expect("end");
+            f.set_len(index_end).expect("cut");
+            f.write_all_at(junk, index_end).expect("junk");
+            if inline {
+                let f = open(segment::path(store, &app));
+                f.set_len(kept_end).expect("cut");
+                f.write_all_at(junk, kept_end).expect("junk");
+            }
         } else {
-            std::fs::remove_file(segment::path(store, &app)).expect("remove");
+            std::fs::remove_file(index::path(store, &app)).expect("remove");
+            if inline {
+                std::fs::remove_file(segment::path(store, &app)).expect("remove");
+            }
         }
     }
     db.flush().expect("flush");
@@ -162,22 +187,32 @@ fn check_migrated(dir: &Path, heads: &[(String, ledger::Head)]) {
     for (app, head) in heads {
         assert_eq!(l.head(app).as_ref(), Some(head), "{app}");
         assert!(segment::path(&dir.join("store"), app).exists());
+        assert!(index::path(&dir.join("store"), app).exists());
+        // The tree is read from the moved nodes: its root is the events' own.
+        let hashes: Vec<[u8; 32]> = (1..=head.seq)
+            .map(|s| l.event(app, s).expect("read").expect("there").hash)
+            .collect();
+        let mem = ledger::merkle::MemoryTree::<ledger::merkle::Blake3>::from_leaves(&hashes);
+        assert_eq!(
+            l.tree_root(app, head.seq).expect("root"),
+            mem.root(head.seq).expect("root"),
+            "{app}"
+        );
     }
     verifies(&l);
     let u = user(&l, "gxp", "after");
     assert!(!u.is_empty());
     verifies(&l);
     drop(l);
-    // Every index entry is a locator now.
+    // No event or tree node is left in sled.
     let db = raw_sled(&dir.join("store"));
     for name in db.tree_names() {
         if !name.starts_with(b"app:") {
             continue;
         }
         let t = db.open_tree(&name).expect("tree");
-        for r in t.range(&[b'E'][..]..&[b'F'][..]) {
-            let (_, v) = r.expect("entry");
-            assert!(parse_locator(&v).is_some());
+        for tag in [b'E', b'N'] {
+            assert!(t.range(&[tag][..]..&[tag + 1][..]).next().is_none());
         }
     }
 }
@@ -186,17 +221,79 @@ fn check_migrated(dir: &Path, heads: &[(String, ledger::Head)]) {
 fn a_store_with_event_bodies_in_sled_is_migrated_at_open() {
     let dir = tempfile::tempdir().expect("tempdir");
     let heads = filled(dir.path(), 12);
-    to_bodies_in_sled(&dir.path().join("store"), "", 0, &[]);
+    to_sled_layout(&dir.path().join("store"), true, "", 0, &[]);
+    check_migrated(dir.path(), &heads);
+}
+
+#[test]
+fn a_store_with_locators_and_tree_nodes_in_sled_is_migrated_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let heads = filled(dir.path(), 12);
+    to_sled_layout(&dir.path().join("store"), false, "", 0, &[]);
     check_migrated(dir.path(), &heads);
 }
 
 #[test]
 fn an_interrupted_migration_resumes_where_it_stopped() {
+    for inline in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let heads = filled(dir.path(), 12);
+        // The first 9 gxp events were moved, a chunk after them was being written.
+        to_sled_layout(
+            &dir.path().join("store"),
+            inline,
+            "gxp",
+            9,
+            &[1, 2, 3, 4, 5],
+        );
+        check_migrated(dir.path(), &heads);
+    }
+}
+
+#[test]
+fn index_records_past_the_head_are_cut_at_open() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let heads = filled(dir.path(), 12);
-    // The first 9 gxp events were moved, a chunk after them was being written.
-    to_bodies_in_sled(&dir.path().join("store"), "gxp", 9, &[1, 2, 3, 4, 5]);
-    check_migrated(dir.path(), &heads);
+    let heads = filled(dir.path(), 5);
+    let gxp = heads.iter().find(|(a, _)| a == "gxp").expect("gxp").1.seq;
+    let file = index::path(&dir.path().join("store"), "gxp");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .expect("open")
+        .write_all(&[3u8; 300])
+        .expect("junk");
+    let l = Ledger::open_dir(dir.path()).expect("reopen");
+    assert_eq!(
+        std::fs::metadata(&file).expect("index").len(),
+        index::end_of(gxp).expect("end")
+    );
+    verifies(&l);
+    let u = user(&l, "gxp", "qa");
+    assert!(!u.is_empty());
+    verifies(&l);
+}
+
+#[test]
+fn an_index_file_shorter_than_the_head_is_refused_naming_the_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let heads = filled(dir.path(), 3);
+    let gxp = heads.iter().find(|(a, _)| a == "gxp").expect("gxp").1.seq;
+    let file = index::path(&dir.path().join("store"), "gxp");
+    let short = index::end_of(gxp).expect("end") - 1;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .expect("open")
+        .set_len(short)
+        .expect("cut");
+    let err = Ledger::open_dir(dir.path()).err().expect("must refuse");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("event {gxp}")) && msg.contains("index"),
+        "{msg}"
+    );
+    // Nothing was cut or rewritten by the refusal.
+    assert_eq!(std::fs::metadata(&file).expect("index").len(), short);
 }
 
 #[test]
@@ -223,8 +320,20 @@ fn a_read_only_open_neither_migrates_nor_cuts() {
     };
     read(&store_dir);
     assert_eq!(std::fs::metadata(&file).expect("segment").len(), len + 40);
-    // A store written before segment files is read as it is, not migrated.
-    to_bodies_in_sled(&store_dir, "", 0, &[]);
+    // A store written before index files is read as it is, not migrated.
+    to_sled_layout(&store_dir, false, "", 0, &[]);
     read(&store_dir);
+    assert!(!index::path(&store_dir, "gxp").exists());
+    // And one written before segment files.
+    let other = tempfile::tempdir().expect("tempdir");
+    let heads = filled(other.path(), 6);
+    let store_dir = other.path().join("store");
+    to_sled_layout(&store_dir, true, "", 0, &[]);
+    let store = ledger::store::SledStore::open_read_only(&store_dir).expect("open");
+    let l = Ledger::open_read_only(std::sync::Arc::new(store)).expect("ledger");
+    for (app, head) in &heads {
+        assert_eq!(l.head(app).as_ref(), Some(head), "{app}");
+    }
+    verifies(&l);
     assert!(!segment::path(&store_dir, "gxp").exists());
 }

@@ -1,11 +1,12 @@
-//! The ledger's tree on disk: every complete node, kept in the app's keyspace beside the
-//! events it covers (`store/layout.rs`: `N` + seq holds the nodes event `seq` completes,
-//! `T` the tree size, both written in the same atomic batch as the events).
+//! The ledger's tree on disk: every complete node, kept beside the events it covers
+//! (`Store::tree_nodes`: the nodes event `seq` completes — in `SledStore`'s index file,
+//! `store/index.rs`, or a `N` + seq key in the memory store's keyspace — and `T` the tree
+//! size, written with the events, before or in the same atomic batch).
 //!
 //! Node `(level, index)` is completed by leaf `(index + 1)·2^level - 1`, i.e. by event
 //! `seq = (index + 1)·2^level`, and sits at position `level` of that event's node list:
-//! one point read per node. Appending writes one key per event (O(log n) hashes in it,
-//! two on average); a proof reads O(log n) keys.
+//! one point read per node. Appending writes one record per event (O(log n) hashes in it,
+//! two on average); a proof reads O(log n) of them.
 
 use super::{build, Blake3, Frontier, NodeSource, TreeError};
 use crate::event::Hash32;

@@ -3,14 +3,14 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `E` seq(8) | sled: where the event's record is in the app's segment file ([`super::segment`]): offset(8) ‖ length(4); in memory: the event, postcard-encoded ([`crate::codec`]) |
+//! | `E` seq(8) | in memory: the event, postcard-encoded ([`crate::codec`]); sled keeps it in its segment and index files ([`super::segment`], [`super::index`]) and has `E` entries only in a store written before them (the event, or where it is: offset(8) ‖ length(4)), migrated at open |
 //! | `V` class 0x00 objectId 0x00 seq(8) | kind code (1 byte) |
 //! | `R` class 0x00 objectId | state(1: 0 live, 1 deleted) seq(8): written at creation and deletion |
 //! | `I` idempotency key | seq(8) |
 //! | `S` seq(8) | empty: a schema event |
 //! | `K` seq(8) | empty: an event declaring a key |
 //! | `H` | the head: seq(8) ‖ hash(32), rewritten with every batch |
-//! | `N` seq(8) | the Merkle tree nodes event seq completes: `trailing_zeros(seq) + 1` hashes of 32 bytes, level 0 (the leaf hash) first; node (level l, index i) is at offset 32·l of `N` ((i+1)·2^l) |
+//! | `N` seq(8) | in memory (sled: in the index file, and `N` entries only before it): the Merkle tree nodes event seq completes: `trailing_zeros(seq) + 1` hashes of 32 bytes, level 0 (the leaf hash) first; node (level l, index i) is at offset 32·l of `N` ((i+1)·2^l) |
 //! | `T` | the tree size: seq(8), the events the stored nodes cover; rewritten with every batch, = the head's seq |
 //! | `C` size(8) | a signed checkpoint of that tree size: its note text (UTF-8) |
 //!
@@ -217,8 +217,9 @@ pub fn parse_locator(v: &[u8]) -> Option<super::segment::Locator> {
     })
 }
 
-/// The index entries one event write puts into its app's keyspace: all but its `E` entry,
-/// whose value each store chooses (the event's bytes, or where they are).
+/// The record-index entries one event write puts into its app's keyspace: all but its
+/// `E` and `N` entries, which a store keeps as it chooses ([`super::MemoryStore`] in the
+/// keyspace; [`super::SledStore`] in its segment and index files).
 pub fn index_entries(w: &super::EventWrite) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut out = Vec::with_capacity(4);
     if let Some((class, id, kind)) = &w.version {
@@ -232,12 +233,6 @@ pub fn index_entries(w: &super::EventWrite) -> Vec<(Vec<u8>, Vec<u8>)> {
     }
     if let Some(m) = w.mark {
         out.push((mark_key(m, w.seq).to_vec(), Vec::new()));
-    }
-    if !w.tree_nodes.is_empty() {
-        out.push((
-            tree_nodes_key(w.seq).to_vec(),
-            tree_nodes_value(&w.tree_nodes),
-        ));
     }
     out
 }

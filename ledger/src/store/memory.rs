@@ -151,6 +151,12 @@ impl Store for MemoryStore {
                 for (k, v) in index_entries(w) {
                     t.insert(k, v);
                 }
+                if !w.tree_nodes.is_empty() {
+                    t.insert(
+                        layout::tree_nodes_key(w.seq).to_vec(),
+                        layout::tree_nodes_value(&w.tree_nodes),
+                    );
+                }
             }
             t.insert(
                 layout::HEAD.to_vec(),

@@ -9,6 +9,7 @@
 //! [`Store::sync`] makes everything written so far durable. The ledger acknowledges an
 //! append only after a `sync` that began after its `write`.
 
+pub mod index;
 pub mod layout;
 mod memory;
 pub mod segment;

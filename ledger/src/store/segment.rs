@@ -1,14 +1,15 @@
 //! Event bodies outside sled: one append-only file per app, `<dir>/events/<app>.events`.
 //! Each event is one record, `length(4, big-endian) ‖ the event's encoded bytes`
-//! ([`crate::codec`]); sled's `E` keys hold only each event's [`Locator`].
+//! ([`crate::codec`]); the app's index file ([`super::index`]) holds each event's
+//! [`Locator`].
 //!
-//! Order of a write: the records are written and fdatasync'd first, then sled's batch that
-//! points at them is applied (every read, point or scan, goes through those locators, so
-//! that is when the events become visible), then the file's end moves past them. So sled
-//! never refers to bytes a crash or a power loss could take, and bytes past the last record
-//! sled refers to belong to a batch whose index write never happened: never acknowledged,
-//! they are cut off when the store opens if its index agrees with its head
-//! ([`Segment::cut_tail`]), and overwritten by the next write meanwhile.
+//! Order of a write: the records are written and fdatasync'd first, then their index
+//! records, then sled's batch that moves the head past them (reads see events up to the
+//! head), then the file's end moves past them. So nothing counted by the head rests on
+//! bytes a crash or a power loss could take, and bytes past the head event's record belong
+//! to a batch never acknowledged: they are cut off when the store opens if the head event's
+//! record reads back as that event ([`Segment::cut_tail`]), and overwritten by the next
+//! write meanwhile.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -77,29 +78,7 @@ impl Segment {
     /// shorter file is left as it is (reads of what is missing report it); a longer one
     /// keeps its tail until [`Segment::cut_tail`]. `read_only`: never creates or syncs.
     pub fn open(path: PathBuf, end: u64, read_only: bool) -> StoreResult<Self> {
-        let file = if read_only {
-            File::open(&path)?
-        } else {
-            let parent = path
-                .parent()
-                .ok_or_else(|| StoreError::Backend(format!("{} has no folder", path.display())))?;
-            std::fs::create_dir_all(parent)?;
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(&path)?;
-            // The file and its name must survive a power loss before anything points at
-            // it: synced at every open, so a crash between creating and syncing it (or a
-            // failed sync) is made good by the next open, before any write.
-            file.sync_all().map_err(io_error)?;
-            File::open(parent)?.sync_all().map_err(io_error)?;
-            if let Some(store_dir) = parent.parent() {
-                File::open(store_dir)?.sync_all().map_err(io_error)?;
-            }
-            file
-        };
+        let file = open_file(&path, read_only)?;
         Ok(Segment {
             file,
             path,
@@ -223,6 +202,33 @@ impl Segment {
         self.file.sync_data()?;
         Ok(())
     }
+}
+
+/// Opens one of the store's own files for reading and writing, creating it and its folder
+/// if needed (read-only: opens it as it is). The file and its name must survive a power
+/// loss before anything points at it: they are synced at every open, so a crash between
+/// creating and syncing it (or a failed sync) is made good by the next open, before any
+/// write.
+pub(super) fn open_file(path: &Path, read_only: bool) -> StoreResult<File> {
+    if read_only {
+        return Ok(File::open(path)?);
+    }
+    let parent = path
+        .parent()
+        .ok_or_else(|| StoreError::Backend(format!("{} has no folder", path.display())))?;
+    std::fs::create_dir_all(parent)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)?;
+    file.sync_all().map_err(io_error)?;
+    File::open(parent)?.sync_all().map_err(io_error)?;
+    if let Some(store_dir) = parent.parent() {
+        File::open(store_dir)?.sync_all().map_err(io_error)?;
+    }
+    Ok(file)
 }
 
 thread_local! {

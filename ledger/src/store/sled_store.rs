@@ -1,25 +1,30 @@
-//! The embedded store: sled 0.34, one tree per app for the indexes and the head, made
-//! durable by `flush` plus an fsync of sled's data file; event bodies in one append-only
-//! file per app ([`super::segment`]), fdatasync'd before sled's batch that points at them.
+//! The embedded store: sled 0.34, one tree per app for the record indexes and the head,
+//! made durable by `flush` plus an fsync of sled's data file; event bodies in one
+//! append-only file per app ([`super::segment`]) and, for each event, where its body is and
+//! the Merkle tree nodes it completes in a second file placed by sequence number
+//! ([`super::index`]). Both files are fdatasync'd before sled's batch that moves the head
+//! past their new records, so an append costs sled only its record indexes.
 //!
-//! A store written before segment files (event bodies in sled's `E` values) is migrated
-//! when it opens: the bodies are copied into the segment file in order, each chunk
-//! fdatasync'd before its `E` entries are rewritten as locators, so an interrupted
-//! migration resumes where it stopped.
+//! A store written before index files (each event's body, or where it is, in sled's `E`
+//! entry, its tree nodes in `N` entries) is migrated when it opens: the events are moved
+//! in order, each chunk's segment and index records fdatasync'd before its `E` and `N`
+//! entries are removed, so an interrupted migration resumes where it stopped.
 //!
 //! sled's own `flush()` writes with `sync_file_range` on Linux, which survives a process
 //! kill but syncs neither file metadata nor the device's write cache; so `sync` also calls
 //! `sync_all` on `<dir>/db` (and on the directory once, at open). sled 0.34 also moves any
-//! log message larger than a quarter segment (a whole tree node counts: up to 17 events)
-//! into a file under `<dir>/blobs/` that it never fsyncs; `sync` fsyncs each new blob file
-//! and the folder before `db`. sled allows one process per directory; a second gets
+//! log message larger than a quarter segment (a whole tree node counts) into a file under
+//! `<dir>/blobs/` that it never fsyncs; `sync` fsyncs each new blob file and the folder
+//! before `db`. sled allows one process per directory; a second gets
 //! [`StoreError::Locked`].
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::index::{self, Index};
 use super::layout::{self, event_key, index_entries, version_prefix, EVENT};
 use super::segment::{self, Locator, Reader, Segment};
 use super::{
@@ -34,6 +39,9 @@ const CACHE_BYTES: u64 = 128 * 1024 * 1024;
 /// hold before it reports the directory as in use.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 
+/// Events a scan reads the locators of at once.
+const SCAN_CHUNK: u64 = 1024;
+
 /// A sled database in a directory.
 #[derive(Debug)]
 pub struct SledStore {
@@ -44,16 +52,28 @@ pub struct SledStore {
     synced_blobs: Mutex<HashMap<std::ffi::OsString, u64>>,
     path: PathBuf,
     trees: RwLock<HashMap<String, sled::Tree>>,
-    segments: RwLock<HashMap<String, Arc<Segment>>>,
-    /// A segment write that failed: the file may hold a partial record and pages a failed
-    /// fdatasync dropped, so the next `sync` reports it (the ledger then refuses writes
-    /// until it is reopened, which cuts what no index refers to).
+    files: RwLock<HashMap<String, Arc<AppFiles>>>,
+    /// A segment or index write that failed: the files may hold a partial record and pages
+    /// a failed fdatasync dropped, so the next `sync` reports it (the ledger then refuses
+    /// writes until it is reopened, which cuts what the head does not count).
     failed_append: Mutex<Option<(std::io::ErrorKind, String)>>,
     /// Opened for reading only: no migration, no cut, no new files.
     read_only: bool,
 }
 
-/// Events a migration moves into a segment file per batch.
+/// An app's files.
+#[derive(Debug)]
+struct AppFiles {
+    seg: Arc<Segment>,
+    /// `None`: a store written before index files, opened read-only and so read as it is
+    /// (its `E` entries say where each body is).
+    index: Option<Index>,
+    /// How many events the head counts: reads see events `1..=events`. Moves after sled's
+    /// batch is applied.
+    events: AtomicU64,
+}
+
+/// Events a migration moves into the segment and index files per batch.
 const MIGRATION_BATCH: usize = 4096;
 
 fn backend(e: sled::Error) -> StoreError {
@@ -113,7 +133,7 @@ impl SledStore {
             synced_blobs: Mutex::new(HashMap::new()),
             path: dir.to_path_buf(),
             trees: RwLock::new(HashMap::new()),
-            segments: RwLock::new(HashMap::new()),
+            files: RwLock::new(HashMap::new()),
             failed_append: Mutex::new(None),
             read_only,
         };
@@ -122,15 +142,15 @@ impl SledStore {
                 .ok()
                 .and_then(|n| n.strip_prefix("app:"))
             {
-                store.open_segment(app)?;
+                store.open_app(app)?;
             }
         }
         Ok(store)
     }
 
-    /// Opens an app's segment file at open: cuts records no index refers to, and migrates
-    /// event bodies still in sled (neither when read-only).
-    fn open_segment(&self, app: &str) -> StoreResult<()> {
+    /// Opens an app's files at open: cuts index and segment records the head does not
+    /// count, and migrates a store written before index files (neither when read-only).
+    fn open_app(&self, app: &str) -> StoreResult<()> {
         let Some(t) = self.tree(app)? else {
             return Ok(());
         };
@@ -141,147 +161,286 @@ impl SledStore {
             );
             return Ok(());
         }
-        let path = segment::path(&self.path, app);
-        let last = t
-            .range(&[EVENT][..]..&[EVENT + 1][..])
-            .next_back()
-            .transpose()
-            .map_err(backend)?;
-        let head = self.head_record(app)?.map(|(seq, _)| seq);
-        // The last indexed event: (its key's seq, where its record is).
-        let last = match &last {
-            None => None,
-            Some((k, v)) => match layout::parse_locator(v) {
-                Some(at) => Some((layout::seq_of(k), at)),
-                None if self.read_only => return Ok(()),
-                None => return self.migrate(app, &t),
-            },
-        };
-        if self.read_only && !path.exists() {
+        if first_entry(&t, EVENT)?.is_some() {
+            return if self.read_only {
+                self.open_sled_layout(app, &t)
+            } else {
+                self.migrate(app, &t)
+            };
+        }
+        let head = self.head_record(app)?.map_or(0, |(seq, _)| seq);
+        let (seg_path, index_path) = (segment::path(&self.path, app), index::path(&self.path, app));
+        if self.read_only && !(seg_path.exists() && index_path.exists()) {
+            // No events written, or files lost: reads report what is missing.
             return Ok(());
         }
-        let end = last.map_or(0, |(_, at)| at.end());
-        let seg = Segment::open(path, end, self.read_only)?;
-        // Only a store whose last indexed event is its head, and whose last record is that
-        // event, may lose a tail: otherwise the verifier must see everything as it is.
+        let index = Index::open(index_path, self.read_only)?;
+        // Where the head event's record ends is where the next write goes.
+        let last = match head {
+            0 => None,
+            seq => match index.locator(seq) {
+                Ok(at) => Some(at),
+                // Read-only, the reads then report it; a store to write to must not
+                // write over what it cannot place.
+                Err(_) if self.read_only => None,
+                Err(e) => return Err(e),
+            },
+        };
+        let seg = Segment::open(seg_path, last.map_or(0, Locator::end), self.read_only)?;
+        // Only a store whose head event's record reads back as that event may lose a tail:
+        // otherwise the verifier must see everything as it is.
         let consistent = match last {
-            None => head.is_none(),
-            Some((seq, at)) => seq.is_some_and(|seq| {
-                head == Some(seq)
-                    && seg
-                        .read(seq, at)
-                        .ok()
-                        .and_then(|bytes| crate::codec::decode(&bytes).ok())
-                        .is_some_and(|e| e.seq == seq && e.app == app)
-            }),
+            None => head == 0,
+            Some(at) => seg
+                .read(head, at)
+                .ok()
+                .and_then(|bytes| crate::codec::decode(&bytes).ok())
+                .is_some_and(|e| e.seq == head && e.app == app),
         };
         if consistent && !self.read_only {
             seg.cut_tail()?;
+            // A tree may run ahead of the events only where a benchmark built one alone.
+            let tree = self.tree_size(app)?.unwrap_or(0);
+            index.cut(head.max(tree))?;
         }
-        self.register(app, seg);
+        self.register(app, seg, Some(index), head);
         Ok(())
     }
 
-    /// Keeps an app's opened segment for its reads and writes.
-    fn register(&self, app: &str, seg: Segment) -> Arc<Segment> {
-        let seg = Arc::new(seg);
-        self.segments
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(app.to_string(), seg.clone());
-        seg
+    /// Opens, read-only, an app of a store written before index files: its `E` entries
+    /// say where each body is (or hold it).
+    fn open_sled_layout(&self, app: &str, t: &sled::Tree) -> StoreResult<()> {
+        let path = segment::path(&self.path, app);
+        if !path.exists() {
+            return Ok(());
+        }
+        let end = match last_entry(t, EVENT)? {
+            Some((_, v)) => layout::parse_locator(&v).map_or(0, Locator::end),
+            None => 0,
+        };
+        let seg = Segment::open(path, end, true)?;
+        self.register(app, seg, None, 0);
+        Ok(())
     }
 
-    /// Moves an app's event bodies from sled's `E` values into its segment file.
+    /// Keeps an app's opened files for its reads and writes.
+    fn register(
+        &self,
+        app: &str,
+        seg: Segment,
+        index: Option<Index>,
+        events: u64,
+    ) -> Arc<AppFiles> {
+        let files = Arc::new(AppFiles {
+            seg: Arc::new(seg),
+            index,
+            events: AtomicU64::new(events),
+        });
+        self.files
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(app.to_string(), files.clone());
+        files
+    }
+
+    /// Moves an app's events out of sled's `E` and `N` entries: a body still in its `E`
+    /// entry into the segment file, and each event's locator and tree nodes into the index
+    /// file, a chunk at a time, both files fdatasync'd before the chunk's entries go.
     fn migrate(&self, app: &str, t: &sled::Tree) -> StoreResult<()> {
-        // Events already moved (an interrupted migration) end where the next one goes.
-        let mut end = 0;
-        for r in t.range(&[EVENT][..]..&[EVENT + 1][..]) {
-            let (_, v) = r.map_err(backend)?;
-            match layout::parse_locator(&v) {
-                Some(at) => end = at.end(),
-                None => break,
-            }
-        }
-        let seg = Segment::open(segment::path(&self.path, app), end, false)?;
-        // What an interrupted migration wrote past its last locator is written again.
-        seg.cut_tail()?;
-        tracing::info!(app, file = %seg.path().display(), "moving event bodies out of sled");
-        let mut from = event_key(0).to_vec();
+        // Events before the first `E` entry left were moved by an interrupted migration.
+        let Some((first_key, _)) = first_entry(t, EVENT)? else {
+            return Ok(());
+        };
+        let first = layout::seq_of(&first_key)
+            .filter(|&s| s > 0)
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("app {app}: malformed key {first_key:?}"))
+            })?;
+        let index = Index::open(index::path(&self.path, app), false)?;
+        let mut seg_end = match first {
+            1 => 0,
+            s => index.locator(s - 1)?.end(),
+        };
+        let seg = Segment::open(segment::path(&self.path, app), seg_end, false)?;
+        let tree = self.tree_size(app)?.unwrap_or(0);
+        tracing::info!(app, from = first, file = %index.path().display(), "moving event locations and tree nodes out of sled");
+        let mut next = first;
+        let mut cut = false;
         loop {
             let chunk: Vec<(sled::IVec, sled::IVec)> = t
-                .range(from.clone()..vec![EVENT + 1])
-                .filter(|r| {
-                    r.as_ref()
-                        .map_or(true, |(_, v)| layout::parse_locator(v).is_none())
-                })
+                .range(event_key(next).to_vec()..vec![EVENT + 1])
                 .take(MIGRATION_BATCH)
                 .collect::<Result<_, _>>()
                 .map_err(backend)?;
-            let Some((last_key, _)) = chunk.last() else {
+            if chunk.is_empty() {
                 break;
-            };
-            from = last_key.to_vec();
-            from.push(0);
-            let _w = seg.lock();
-            let (at, new_end) = seg.append(chunk.iter().map(|(_, v)| v.as_ref()))?;
+            }
+            let mut locators = Vec::with_capacity(chunk.len());
+            let mut nodes = Vec::with_capacity(chunk.len());
+            let mut bodies: Vec<(usize, &[u8])> = Vec::new();
+            for (k, v) in &chunk {
+                let seq = layout::seq_of(k).unwrap_or(0);
+                if seq != next {
+                    return Err(StoreError::Corrupt(format!(
+                        "app {app}: event {next} is missing from the index (the next entry is {k:?})"
+                    )));
+                }
+                match layout::parse_locator(v) {
+                    Some(at) => {
+                        seg_end = at.end();
+                        locators.push(at);
+                    }
+                    None => {
+                        bodies.push((locators.len(), v.as_ref()));
+                        locators.push(Locator { offset: 0, len: 0 });
+                    }
+                }
+                nodes.push(match t.get(layout::tree_nodes_key(seq)).map_err(backend)? {
+                    Some(v) => layout::decode_tree_nodes(app, seq, &v)?,
+                    None if seq > tree => Vec::new(),
+                    None => {
+                        return Err(StoreError::Corrupt(format!(
+                            "app {app}: the tree covers event {seq} but its nodes are missing"
+                        )))
+                    }
+                });
+                next += 1;
+            }
+            if !bodies.is_empty() {
+                // Bodies go after the last record an index refers to: what an interrupted
+                // migration appended past it is written again.
+                let _w = seg.lock();
+                if !cut {
+                    seg.publish(seg_end);
+                    seg.cut_tail()?;
+                    cut = true;
+                }
+                let (at, end) = seg.append(bodies.iter().map(|(_, b)| *b))?;
+                for ((i, _), at) in bodies.iter().zip(at) {
+                    locators[*i] = at;
+                }
+                seg.publish(end);
+                seg_end = end;
+            }
+            let first_seq = next - chunk.len() as u64;
+            index.write(
+                first_seq,
+                locators
+                    .iter()
+                    .copied()
+                    .zip(nodes.iter().map(Vec::as_slice)),
+            )?;
+            index.sync()?;
             let mut batch = sled::Batch::default();
-            for ((k, _), at) in chunk.iter().zip(at) {
-                batch.insert(k, &layout::locator_value(at));
+            for (k, _) in &chunk {
+                batch.remove(k);
+                if let Some(seq) = layout::seq_of(k) {
+                    batch.remove(&layout::tree_nodes_key(seq));
+                }
             }
             t.apply_batch(batch).map_err(backend)?;
-            seg.publish(new_end);
         }
         // sled's flush, its blob files and its data file, as for any write.
         self.sync()?;
-        self.register(app, seg);
-        Ok(())
+        drop((seg, index));
+        self.open_app(app)
     }
 
-    /// The segment of an app, created if `create` (its first write) and not there yet.
-    fn segment(&self, app: &str, create: bool) -> StoreResult<Option<Arc<Segment>>> {
-        if let Some(s) = self
-            .segments
+    /// The files of an app, created if `create` (its first write) and not there yet.
+    fn files(&self, app: &str, create: bool) -> StoreResult<Option<Arc<AppFiles>>> {
+        if let Some(f) = self
+            .files
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(app)
         {
-            return Ok(Some(s.clone()));
+            return Ok(Some(f.clone()));
         }
         if !create {
             return Ok(None);
-        }
-        let mut segments = self.segments.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = segments.get(app) {
-            return Ok(Some(s.clone()));
         }
         if self.read_only || !segment::is_file_stem(app) {
             return Err(StoreError::Backend(format!(
                 "app {app}: no segment file can be made here"
             )));
         }
-        // A new app: anything in a file left by a first write that failed is not referred to.
+        let mut all = self.files.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = all.get(app) {
+            return Ok(Some(f.clone()));
+        }
+        // A new app: anything in files left by a first write that failed is not counted.
         let seg = Segment::open(segment::path(&self.path, app), 0, false)?;
         seg.cut_tail()?;
-        let seg = Arc::new(seg);
-        segments.insert(app.to_string(), seg.clone());
-        Ok(Some(seg))
+        let index = Index::open(index::path(&self.path, app), false)?;
+        index.cut(0)?;
+        let files = Arc::new(AppFiles {
+            seg: Arc::new(seg),
+            index: Some(index),
+            events: AtomicU64::new(0),
+        });
+        all.insert(app.to_string(), files.clone());
+        Ok(Some(files))
     }
 
-    /// An app's tree and a sequential reader of its segment file (if it has one): events
-    /// are read in the order of their `E` entries (which point reads use too, so a scan
-    /// checks exactly what is served), each through the reader's window.
-    fn indexed(&self, app: &str) -> StoreResult<Option<(sled::Tree, Option<Reader>)>> {
+    /// An app's files in the current layout (events placed by the index file), if it has
+    /// them; `None` for an app with no files yet or read as written before index files.
+    fn indexed_files(&self, app: &str) -> StoreResult<Option<Arc<AppFiles>>> {
+        Ok(self.files(app, false)?.filter(|f| f.index.is_some()))
+    }
+
+    /// Lends events `from..=to` (within those the head counts) of an app in the current
+    /// layout, read through one sequential reader of its segment.
+    fn read_indexed(&self, files: &Arc<AppFiles>, from: u64, to: u64, each: &mut LendEvent<'_>) {
+        let Some(index) = &files.index else {
+            return;
+        };
+        let to = to.min(files.events.load(Ordering::Acquire));
+        let mut reader = files.seg.reader();
+        let (mut locators, mut buf) = (Vec::new(), Vec::new());
+        let mut next = from.max(1);
+        while next <= to {
+            let last = to.min(next.saturating_add(SCAN_CHUNK - 1));
+            if index.locators(next, last, &mut locators, &mut buf).is_err() {
+                // One at a time, so the error names its event.
+                locators.clear();
+                for seq in next..=last {
+                    match index.locator(seq) {
+                        Ok(at) => locators.push(at),
+                        Err(e) => return each(Err(e)),
+                    }
+                }
+            }
+            for (seq, at) in (next..).zip(locators.iter().copied()) {
+                each(reader.read(seq, at).map(|b| (seq, b)));
+            }
+            next = last + 1;
+        }
+    }
+
+    /// One event of an app in the current layout.
+    fn read_one(files: &AppFiles, seq: u64) -> StoreResult<Option<Vec<u8>>> {
+        let Some(index) = &files.index else {
+            return Ok(None);
+        };
+        if seq == 0 || seq > files.events.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        files.seg.read(seq, index.locator(seq)?).map(Some)
+    }
+
+    /// An app's tree and a sequential reader of its segment file (if it has one), for a
+    /// store read as written before index files: events are read in the order of their
+    /// `E` entries, each through the reader's window.
+    fn sled_indexed(&self, app: &str) -> StoreResult<Option<(sled::Tree, Option<Reader>)>> {
         let Some(t) = self.tree(app)? else {
             return Ok(None);
         };
-        let reader = self.segment(app, false)?.map(|seg| seg.reader());
+        let reader = self.files(app, false)?.map(|f| f.seg.reader());
         Ok(Some((t, reader)))
     }
 
-    /// The bytes an `E` entry stands for: read through `reader` (made on first need: an
-    /// app's first write may have made its file since the scan began), or the entry itself
-    /// in a store written before segment files.
+    /// The bytes an `E` entry stands for: read through `reader`, or the entry itself in a
+    /// store written before segment files.
     fn entry_bytes<'r>(
         &self,
         app: &str,
@@ -292,9 +451,6 @@ impl SledStore {
         let Some(at) = layout::parse_locator(v) else {
             return Ok(v);
         };
-        if reader.is_none() {
-            *reader = self.segment(app, false)?.map(|seg| seg.reader());
-        }
         match reader {
             Some(r) => r.read(seq, at),
             None => Err(no_segment(app, seq)),
@@ -307,10 +463,10 @@ impl SledStore {
         let Some(at) = layout::parse_locator(v) else {
             return Ok(v.to_vec());
         };
-        let seg = self
-            .segment(app, false)?
+        let files = self
+            .files(app, false)?
             .ok_or_else(|| no_segment(app, seq))?;
-        seg.read(seq, at)
+        files.seg.read(seq, at)
     }
 
     /// fsyncs the blob files written since the last call, then the blobs folder.
@@ -416,17 +572,14 @@ impl SledStore {
         seq: u64,
         change: impl FnOnce(&mut Vec<u8>),
     ) -> StoreResult<()> {
-        let t = self.tree(app)?.ok_or_else(|| no_segment(app, seq))?;
-        let seg = self
-            .segment(app, false)?
+        let files = self
+            .indexed_files(app)?
             .ok_or_else(|| no_segment(app, seq))?;
+        let index = files.index.as_ref().ok_or_else(|| no_segment(app, seq))?;
         let mut events = Vec::new();
-        for r in t.range(event_key(seq).to_vec()..vec![EVENT + 1]) {
-            let (k, v) = r.map_err(backend)?;
-            let s = layout::seq_of(&k)
-                .ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
-            let at = locator(app, s, &v)?;
-            events.push((s, at, seg.read(s, at)?));
+        for s in seq..=files.events.load(Ordering::Acquire) {
+            let at = index.locator(s)?;
+            events.push((s, at, files.seg.read(s, at)?));
         }
         let Some((_, at, first)) = events.first_mut() else {
             return Err(StoreError::Corrupt(format!("app {app}: no event {seq}")));
@@ -434,20 +587,53 @@ impl SledStore {
         let len = first.len();
         change(first);
         if first.len() == len {
-            seg.overwrite(*at, first)?;
-        } else {
-            let _w = seg.lock();
-            let (at, end) = seg.append(events.iter().map(|(_, _, b)| b.as_slice()))?;
-            let mut batch = sled::Batch::default();
-            for ((s, _, _), at) in events.iter().zip(at) {
-                batch.insert(&event_key(*s), &layout::locator_value(at));
-            }
-            t.apply_batch(batch).map_err(backend)?;
-            seg.publish(end);
+            return files.seg.overwrite(*at, first);
         }
-        t.flush().map_err(backend)?;
+        let _w = files.seg.lock();
+        let (at, end) = files
+            .seg
+            .append(events.iter().map(|(_, _, b)| b.as_slice()))?;
+        for ((s, _, _), at) in events.iter().zip(at) {
+            index.write_locator(*s, at)?;
+        }
+        index.sync()?;
+        files.seg.publish(end);
         Ok(())
     }
+
+    /// Replaces the tree nodes stored for event `seq` behind the ledger. For tamper tests.
+    #[doc(hidden)]
+    pub fn tamper_tree_nodes(
+        &self,
+        app: &str,
+        seq: u64,
+        change: impl FnOnce(&mut Vec<[u8; 32]>),
+    ) -> StoreResult<()> {
+        let files = self
+            .indexed_files(app)?
+            .ok_or_else(|| no_segment(app, seq))?;
+        let index = files.index.as_ref().ok_or_else(|| no_segment(app, seq))?;
+        let mut nodes = index.nodes(seq)?;
+        change(&mut nodes);
+        index.write_nodes(&[(seq, nodes)])?;
+        index.sync()
+    }
+}
+
+/// The first entry of a tag in an app's tree.
+fn first_entry(t: &sled::Tree, tag: u8) -> StoreResult<Option<(sled::IVec, sled::IVec)>> {
+    t.range(&[tag][..]..&[tag + 1][..])
+        .next()
+        .transpose()
+        .map_err(backend)
+}
+
+/// The last entry of a tag in an app's tree.
+fn last_entry(t: &sled::Tree, tag: u8) -> StoreResult<Option<(sled::IVec, sled::IVec)>> {
+    t.range(&[tag][..]..&[tag + 1][..])
+        .next_back()
+        .transpose()
+        .map_err(backend)
 }
 
 impl Store for SledStore {
@@ -462,12 +648,10 @@ impl Store for SledStore {
             };
             // A tree left empty by a failed first write is not an app.
             let has_events = match self.tree(app)? {
-                Some(t) => t
-                    .range(&[EVENT][..]..&[EVENT + 1][..])
-                    .next()
-                    .transpose()
-                    .map_err(backend)?
-                    .is_some(),
+                Some(t) => {
+                    t.contains_key(layout::HEAD).map_err(backend)?
+                        || first_entry(&t, EVENT)?.is_some()
+                }
                 None => false,
             };
             if has_events {
@@ -478,6 +662,9 @@ impl Store for SledStore {
     }
 
     fn event(&self, app: &str, seq: u64) -> StoreResult<Option<Vec<u8>>> {
+        if let Some(files) = self.indexed_files(app)? {
+            return Self::read_one(&files, seq);
+        }
         let Some(t) = self.tree(app)? else {
             return Ok(None);
         };
@@ -488,6 +675,10 @@ impl Store for SledStore {
     }
 
     fn last_event(&self, app: &str) -> StoreResult<Option<(u64, Vec<u8>)>> {
+        if let Some(files) = self.indexed_files(app)? {
+            let seq = files.events.load(Ordering::Acquire);
+            return Ok(Self::read_one(&files, seq)?.map(|bytes| (seq, bytes)));
+        }
         let Some(t) = self.tree(app)? else {
             return Ok(None);
         };
@@ -503,7 +694,27 @@ impl Store for SledStore {
     }
 
     fn scan(&self, app: &str, from: u64) -> RawEvents<'_> {
-        let (t, mut reader) = match self.indexed(app) {
+        match self.indexed_files(app) {
+            Ok(Some(files)) => {
+                // A chunk of events at a time, copied out of the reader's window.
+                let last = files.events.load(Ordering::Acquire);
+                let mut next = from.max(1);
+                let mut pending = std::collections::VecDeque::new();
+                return Box::new(std::iter::from_fn(move || {
+                    if pending.is_empty() && next <= last {
+                        let to = last.min(next.saturating_add(SCAN_CHUNK / 4 - 1));
+                        self.read_indexed(&files, next, to, &mut |r| {
+                            pending.push_back(r.map(|(seq, b)| (seq, b.to_vec())));
+                        });
+                        next = to + 1;
+                    }
+                    pending.pop_front()
+                }));
+            }
+            Ok(None) => {}
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        }
+        let (t, mut reader) = match self.sled_indexed(app) {
             Ok(Some(found)) => found,
             Ok(None) => return Box::new(std::iter::empty()),
             Err(e) => return Box::new(std::iter::once(Err(e))),
@@ -517,7 +728,12 @@ impl Store for SledStore {
     }
 
     fn read_range(&self, app: &str, from: u64, to: u64, each: &mut LendEvent<'_>) {
-        let (t, mut reader) = match self.indexed(app) {
+        match self.indexed_files(app) {
+            Ok(Some(files)) => return self.read_indexed(&files, from, to, each),
+            Ok(None) => {}
+            Err(e) => return each(Err(e)),
+        }
+        let (t, mut reader) = match self.sled_indexed(app) {
             Ok(Some(found)) => found,
             Ok(None) => return,
             Err(e) => return each(Err(e)),
@@ -589,29 +805,50 @@ impl Store for SledStore {
 
     fn write(&self, batches: &[AppBatch]) -> StoreResult<()> {
         for b in batches {
+            let Some(first) = b.events.first().map(|w| w.seq) else {
+                continue;
+            };
             let t = match self.tree(&b.app)? {
                 Some(t) => t,
                 None => self.open_tree(&b.app)?,
             };
-            let seg = self
-                .segment(&b.app, true)?
+            let files = self
+                .files(&b.app, true)?
                 .ok_or_else(|| StoreError::Backend(format!("app {}: no segment file", b.app)))?;
-            // Bodies durable first; then the index that points at them; then visible.
-            let _w = seg.lock();
-            let (at, end) = seg
+            let index = files.index.as_ref().ok_or_else(|| {
+                StoreError::Backend(format!("app {}: opened without its index file", b.app))
+            })?;
+            let _w = files.seg.lock();
+            let counted = files.events.load(Ordering::Acquire);
+            if first != counted + 1 || !(first..).zip(&b.events).all(|(s, w)| w.seq == s) {
+                return Err(StoreError::Backend(format!(
+                    "app {}: a batch must continue the {counted} events stored, in order",
+                    b.app
+                )));
+            }
+            // Bodies and index records durable first; then the head that counts them.
+            let failed = |e: &StoreError, path: &Path| {
+                let kind = match e {
+                    StoreError::Io(io) => io.kind(),
+                    _ => std::io::ErrorKind::Other,
+                };
+                let why = format!("writing {} failed: {e}", path.display());
+                *self.failed_append.lock().unwrap_or_else(|p| p.into_inner()) = Some((kind, why));
+            };
+            let (at, end) = files
+                .seg
                 .append(b.events.iter().map(|w| w.bytes.as_slice()))
-                .inspect_err(|e| {
-                    let kind = match e {
-                        StoreError::Io(io) => io.kind(),
-                        _ => std::io::ErrorKind::Other,
-                    };
-                    let why = format!("writing {} failed: {e}", seg.path().display());
-                    *self.failed_append.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some((kind, why));
-                })?;
+                .inspect_err(|e| failed(e, files.seg.path()))?;
+            index
+                .write(
+                    first,
+                    at.into_iter()
+                        .zip(b.events.iter().map(|w| w.tree_nodes.as_slice())),
+                )
+                .and_then(|()| index.sync())
+                .inspect_err(|e| failed(e, index.path()))?;
             let mut batch = sled::Batch::default();
-            for (w, at) in b.events.iter().zip(at) {
-                batch.insert(&event_key(w.seq), &layout::locator_value(at));
+            for w in &b.events {
                 for (k, v) in index_entries(w) {
                     batch.insert(k, v);
                 }
@@ -619,7 +856,10 @@ impl Store for SledStore {
             batch.insert(layout::HEAD, layout::head_value(b.head.0, &b.head.1));
             batch.insert(layout::TREE_SIZE, &b.head.0.to_be_bytes());
             t.apply_batch(batch).map_err(backend)?;
-            seg.publish(end);
+            files.seg.publish(end);
+            files
+                .events
+                .store(first + b.events.len() as u64 - 1, Ordering::Release);
         }
         Ok(())
     }
@@ -661,6 +901,13 @@ impl Store for SledStore {
     }
 
     fn tree_nodes(&self, app: &str, seq: u64) -> StoreResult<Option<Vec<[u8; 32]>>> {
+        if let Some(files) = self.indexed_files(app)? {
+            let size = self.tree_size(app)?.unwrap_or(0);
+            let Some(index) = files.index.as_ref().filter(|_| seq > 0 && seq <= size) else {
+                return Ok(None);
+            };
+            return index.nodes(seq).map(Some);
+        }
         let Some(t) = self.tree(app)? else {
             return Ok(None);
         };
@@ -675,15 +922,18 @@ impl Store for SledStore {
             Some(t) => t,
             None => self.open_tree(app)?,
         };
-        let mut batch = sled::Batch::default();
-        for (seq, hashes) in nodes {
-            batch.insert(
-                &layout::tree_nodes_key(*seq),
-                layout::tree_nodes_value(hashes),
-            );
-        }
-        batch.insert(layout::TREE_SIZE, &size.to_be_bytes());
-        t.apply_batch(batch).map_err(backend)
+        let files = self
+            .files(app, true)?
+            .ok_or_else(|| StoreError::Backend(format!("app {app}: no index file")))?;
+        let index = files.index.as_ref().ok_or_else(|| {
+            StoreError::Backend(format!("app {app}: opened without its index file"))
+        })?;
+        // Nodes durable first, then the size that covers them.
+        index.write_nodes(nodes)?;
+        index.sync()?;
+        t.insert(layout::TREE_SIZE, &size.to_be_bytes())
+            .map_err(backend)?;
+        Ok(())
     }
 
     fn put_checkpoint(&self, app: &str, size: u64, note: &[u8]) -> StoreResult<()> {
@@ -734,16 +984,6 @@ fn indexed_at(r: sled::Result<(sled::IVec, sled::IVec)>) -> StoreResult<(u64, sl
     let (k, v) = r.map_err(backend)?;
     let seq = layout::seq_of(&k).ok_or_else(|| StoreError::Corrupt(format!("short key {k:?}")))?;
     Ok((seq, v))
-}
-
-/// Reads an `E` value; anything but a locator is corruption, named by event.
-fn locator(app: &str, seq: u64, v: &[u8]) -> StoreResult<Locator> {
-    layout::parse_locator(v).ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "app {app}: the index entry of event {seq} is {} bytes, not a 12-byte locator",
-            v.len()
-        ))
-    })
 }
 
 fn no_segment(app: &str, seq: u64) -> StoreError {

@@ -250,6 +250,133 @@ fn an_interrupted_migration_resumes_where_it_stopped() {
     }
 }
 
+/// What the previous migration (bodies out of sled) left when interrupted: in `app`, the
+/// `E` entries of events `1..=moved` are locators, the later ones still the events' bytes,
+/// and the segment file ends after event `moved`'s record with `junk`; no index files.
+fn to_interrupted_body_migration(store: &Path, app: &str, moved: u64, junk: &[u8]) {
+    to_sled_layout(store, false, "", 0, &[]);
+    let db = raw_sled(store);
+    let t = db.open_tree(format!("app:{app}")).expect("tree");
+    let path = segment::path(store, app);
+    let file = std::fs::File::open(&path).expect("segment");
+    let mut kept_end = 0;
+    let entries: Vec<_> = t
+        .range(&[b'E'][..]..&[b'F'][..])
+        .map(|r| r.expect("entry"))
+        .collect();
+    for (k, v) in entries {
+        let at = ledger::store::layout::parse_locator(&v).expect("a locator");
+        let seq = ledger::store::layout::seq_of(&k).expect("seq");
+        if seq <= moved {
+            kept_end = at.end();
+            continue;
+        }
+        let mut bytes = vec![0u8; at.len as usize];
+        file.read_exact_at(&mut bytes, at.offset + 4).expect("read");
+        t.insert(k, bytes).expect("insert");
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    f.set_len(kept_end).expect("cut");
+    f.write_all_at(junk, kept_end).expect("junk");
+    db.flush().expect("flush");
+}
+
+fn read_only_verifies(store_dir: &Path, heads: &[(String, ledger::Head)]) {
+    let store = ledger::store::SledStore::open_read_only(store_dir).expect("open");
+    let l = Ledger::open_read_only(std::sync::Arc::new(store)).expect("ledger");
+    for (app, head) in heads {
+        assert_eq!(l.head(app).as_ref(), Some(head), "{app}");
+        let seqs: Vec<u64> = l
+            .events(app, 1, u64::MAX)
+            .expect("events")
+            .map(|e| e.expect("event").seq)
+            .collect();
+        assert_eq!(seqs, (1..=head.seq).collect::<Vec<_>>(), "{app}");
+    }
+    verifies(&l);
+}
+
+#[test]
+fn an_interrupted_migration_of_the_older_layout_is_read_as_it_is_then_resumed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let heads = filled(dir.path(), 12);
+    let store = dir.path().join("store");
+    to_interrupted_body_migration(&store, "gxp", 7, &[0, 0, 0, 9, 1, 2]);
+    read_only_verifies(&store, &heads);
+    check_migrated(dir.path(), &heads);
+}
+
+#[test]
+fn an_interrupted_migration_is_read_as_it_is_when_opened_read_only() {
+    for inline in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let heads = filled(dir.path(), 12);
+        let store = dir.path().join("store");
+        to_sled_layout(&store, inline, "gxp", 9, &[1, 2, 3, 4, 5]);
+        read_only_verifies(&store, &heads);
+        // And nothing was migrated or cut by reading.
+        let db = raw_sled(&store);
+        let t = db.open_tree("app:gxp").expect("tree");
+        assert!(t.get(event_key(10)).expect("get").is_some());
+        drop((t, db));
+        check_migrated(dir.path(), &heads);
+    }
+}
+
+#[test]
+fn a_missing_index_file_is_named_when_opened_read_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled(dir.path(), 3);
+    let store = dir.path().join("store");
+    let path = index::path(&store, "gxp");
+    std::fs::remove_file(&path).expect("remove");
+    let err = ledger::store::SledStore::open_read_only(&store)
+        .err()
+        .expect("must refuse")
+        .to_string();
+    assert!(
+        err.contains("gxp.index") && err.contains("missing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_scan_of_a_short_index_serves_the_events_before_the_gap_then_names_it() {
+    use ledger::store::Store;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let heads = filled(dir.path(), 20);
+    let gxp = heads.iter().find(|(a, _)| a == "gxp").expect("gxp").1.seq;
+    let store = dir.path().join("store");
+    // Event 13's record torn off, and everything after it.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(index::path(&store, "gxp"))
+        .expect("open")
+        .set_len(index::end_of(12).expect("end") + 5)
+        .expect("cut");
+    let s = ledger::store::SledStore::open_read_only(&store).expect("open");
+    let mut got = Vec::new();
+    s.read_range("gxp", 1, gxp, &mut |r| {
+        got.push(r.map(|(seq, _)| seq).map_err(|e| e.to_string()))
+    });
+    let served: Vec<u64> = got
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
+    assert_eq!(served, (1..=12).collect::<Vec<_>>());
+    let err = got
+        .last()
+        .and_then(|r| r.as_ref().err())
+        .expect("an error last");
+    assert!(
+        err.contains("event 13") && err.contains("gxp.index"),
+        "{err}"
+    );
+}
+
 #[test]
 fn index_records_past_the_head_are_cut_at_open() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -112,8 +112,13 @@ impl Index {
                 j += 1;
             }
             let start = self.place(first)?;
-            let end = self.place(nodes[j - 1].0)? + record_len(nodes[j - 1].0);
-            let mut buf = vec![0u8; (end - start) as usize];
+            let end = self.end_of_record(nodes[j - 1].0)?;
+            // As long as the records of the nodes given: bounded by the caller's input.
+            let len = end
+                .checked_sub(start)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| self.unplaceable(first))?;
+            let mut buf = vec![0u8; len];
             self.read_up_to(&mut buf, start)?;
             for (seq, hashes) in &nodes[i..j] {
                 self.check_nodes(*seq, hashes.len())?;
@@ -186,8 +191,8 @@ impl Index {
             return Ok(());
         }
         let start = self.place(from)?;
-        let end = self.place(to)? + record_len(to);
-        buf.resize((end - start) as usize, 0);
+        let end = self.end_of_record(to)?;
+        buf.resize(self.span(from, start, end)?, 0);
         self.read_exact(from, buf, start)?;
         let mut at = 0usize;
         for seq in from..=to {
@@ -213,6 +218,26 @@ impl Index {
 
     fn place(&self, seq: u64) -> StoreResult<u64> {
         position(seq).ok_or_else(|| self.unplaceable(seq))
+    }
+
+    /// Where event `seq`'s record ends.
+    fn end_of_record(&self, seq: u64) -> StoreResult<u64> {
+        self.place(seq)?
+            .checked_add(record_len(seq))
+            .ok_or_else(|| self.unplaceable(seq))
+    }
+
+    /// The bytes from `start` to `end` (records from event `first` on), as a buffer
+    /// length: a range is read only where the file can hold it, so a damaged sequence
+    /// number cannot ask for gigabytes.
+    fn span(&self, first: u64, start: u64, end: u64) -> StoreResult<usize> {
+        let len = end
+            .checked_sub(start)
+            .ok_or_else(|| self.unplaceable(first))?;
+        if len > 1 << 20 && end > self.file.metadata()?.len() {
+            return Err(self.unplaceable(first));
+        }
+        usize::try_from(len).map_err(|_| self.unplaceable(first))
     }
 
     fn check_nodes(&self, seq: u64, have: usize) -> StoreResult<()> {

@@ -115,8 +115,9 @@ impl Segment {
         self.writing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes `bodies` as records after the current end and makes them durable; the end
-    /// moves past them at [`Segment::publish`]. Call with the write lock held.
+    /// Writes `bodies` as records after the current end, not yet durable
+    /// ([`Segment::sync`]); the end moves past them at [`Segment::publish`]. Call with the
+    /// write lock held.
     pub fn append<'a>(
         &self,
         bodies: impl Iterator<Item = &'a [u8]>,
@@ -136,8 +137,12 @@ impl Segment {
             buf.extend_from_slice(body);
         }
         self.file.write_all_at(&buf, start).map_err(io_error)?;
-        self.file.sync_data().map_err(io_error)?;
         Ok((locators, start + buf.len() as u64))
+    }
+
+    /// Makes what was written durable (fdatasync).
+    pub fn sync(&self) -> StoreResult<()> {
+        self.file.sync_data().map_err(io_error)
     }
 
     /// Moves the end (where the next write goes) past records sled's batch now points at.

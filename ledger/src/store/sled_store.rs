@@ -68,9 +68,13 @@ struct AppFiles {
     /// `None`: a store written before index files, opened read-only and so read as it is
     /// (its `E` entries say where each body is).
     index: Option<Index>,
-    /// How many events the head counts: reads see events `1..=events`. Moves after sled's
-    /// batch is applied.
+    /// How many events the index places: reads see events `1..=events` through it. Moves
+    /// after sled's batch is applied (so for a moment the head and the tree size in sled
+    /// count events reads do not show yet; the ledger reads only up to its durable head).
     events: AtomicU64,
+    /// Read-only, a migration interrupted after event `events`: the later events are still
+    /// in sled's `E` and `N` entries.
+    rest_in_sled: bool,
 }
 
 /// Events a migration moves into the segment and index files per batch.
@@ -170,9 +174,16 @@ impl SledStore {
         }
         let head = self.head_record(app)?.map_or(0, |(seq, _)| seq);
         let (seg_path, index_path) = (segment::path(&self.path, app), index::path(&self.path, app));
-        if self.read_only && !(seg_path.exists() && index_path.exists()) {
-            // No events written, or files lost: reads report what is missing.
-            return Ok(());
+        if self.read_only {
+            if let Some(lost) = [&seg_path, &index_path].into_iter().find(|p| !p.exists()) {
+                if head == 0 {
+                    return Ok(());
+                }
+                return Err(StoreError::Corrupt(format!(
+                    "app {app}: {} is missing, but the head counts {head} events",
+                    lost.display()
+                )));
+            }
         }
         let index = Index::open(index_path, self.read_only)?;
         // Where the head event's record ends is where the next write goes.
@@ -203,23 +214,43 @@ impl SledStore {
             let tree = self.tree_size(app)?.unwrap_or(0);
             index.cut(head.max(tree))?;
         }
-        self.register(app, seg, Some(index), head);
+        self.register(app, seg, Some(index), head, false);
         Ok(())
     }
 
     /// Opens, read-only, an app of a store written before index files: its `E` entries
-    /// say where each body is (or hold it).
+    /// say where each body is (or hold it). If a migration was interrupted, the events
+    /// before the first `E` entry are read through the index file.
     fn open_sled_layout(&self, app: &str, t: &sled::Tree) -> StoreResult<()> {
-        let path = segment::path(&self.path, app);
-        if !path.exists() {
-            return Ok(());
-        }
-        let end = match last_entry(t, EVENT)? {
-            Some((_, v)) => layout::parse_locator(&v).map_or(0, Locator::end),
+        let moved = match first_entry(t, EVENT)? {
+            Some((k, _)) => layout::seq_of(&k).unwrap_or(1).saturating_sub(1),
             None => 0,
         };
+        let path = segment::path(&self.path, app);
+        if !path.exists() {
+            if moved > 0 {
+                return Err(StoreError::Corrupt(format!(
+                    "app {app}: {} is missing, but {moved} events were moved into it",
+                    path.display()
+                )));
+            }
+            return Ok(());
+        }
+        let index = match moved {
+            0 => None,
+            _ => Some(Index::open(index::path(&self.path, app), true)?),
+        };
+        let end = match last_entry(t, EVENT)? {
+            Some((_, v)) => layout::parse_locator(&v).map(Locator::end),
+            None => None,
+        };
+        let end = match (end, &index) {
+            (Some(end), _) => end,
+            (None, Some(index)) => index.locator(moved).map_or(0, Locator::end),
+            (None, None) => 0,
+        };
         let seg = Segment::open(path, end, true)?;
-        self.register(app, seg, None, 0);
+        self.register(app, seg, index, moved, moved > 0);
         Ok(())
     }
 
@@ -230,11 +261,13 @@ impl SledStore {
         seg: Segment,
         index: Option<Index>,
         events: u64,
+        rest_in_sled: bool,
     ) -> Arc<AppFiles> {
         let files = Arc::new(AppFiles {
             seg: Arc::new(seg),
             index,
             events: AtomicU64::new(events),
+            rest_in_sled,
         });
         self.files
             .write()
@@ -286,6 +319,12 @@ impl SledStore {
                     )));
                 }
                 match layout::parse_locator(v) {
+                    // Bodies moved by an older migration come before those still in sled.
+                    Some(_) if cut || !bodies.is_empty() => {
+                        return Err(StoreError::Corrupt(format!(
+                            "app {app}: event {seq}'s index entry is a locator, after events whose bodies are still in the index"
+                        )));
+                    }
                     Some(at) => {
                         seg_end = at.end();
                         locators.push(at);
@@ -316,6 +355,7 @@ impl SledStore {
                     cut = true;
                 }
                 let (at, end) = seg.append(bodies.iter().map(|(_, b)| *b))?;
+                seg.sync()?;
                 for ((i, _), at) in bodies.iter().zip(at) {
                     locators[*i] = at;
                 }
@@ -377,6 +417,7 @@ impl SledStore {
             seg: Arc::new(seg),
             index: Some(index),
             events: AtomicU64::new(0),
+            rest_in_sled: false,
         });
         all.insert(app.to_string(), files.clone());
         Ok(Some(files))
@@ -400,18 +441,26 @@ impl SledStore {
         let mut next = from.max(1);
         while next <= to {
             let last = to.min(next.saturating_add(SCAN_CHUNK - 1));
+            let mut failure = None;
             if index.locators(next, last, &mut locators, &mut buf).is_err() {
-                // One at a time, so the error names its event.
+                // One at a time: the events before the bad record are served, and the
+                // error names its event.
                 locators.clear();
                 for seq in next..=last {
                     match index.locator(seq) {
                         Ok(at) => locators.push(at),
-                        Err(e) => return each(Err(e)),
+                        Err(e) => {
+                            failure = Some(e);
+                            break;
+                        }
                     }
                 }
             }
             for (seq, at) in (next..).zip(locators.iter().copied()) {
                 each(reader.read(seq, at).map(|b| (seq, b)));
+            }
+            if let Some(e) = failure {
+                return each(Err(e));
             }
             next = last + 1;
         }
@@ -561,6 +610,22 @@ impl SledStore {
         self.db.open_tree(layout::tree_name(app)).map_err(backend)
     }
 
+    /// Events from `from` on, read through sled's `E` entries (a store written before index
+    /// files, read as it is).
+    fn scan_sled(&self, app: &str, from: u64) -> RawEvents<'_> {
+        let (t, mut reader) = match self.sled_indexed(app) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Box::new(std::iter::empty()),
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
+        let app = app.to_string();
+        let start = event_key(from).to_vec();
+        Box::new(t.range(start..vec![EVENT + 1]).map(move |r| {
+            let (seq, v) = indexed_at(r)?;
+            Ok((seq, self.entry_bytes(&app, &mut reader, seq, &v)?.to_vec()))
+        }))
+    }
+
     /// Replaces the stored bytes of event `seq` behind the ledger: in place when the length
     /// is unchanged; else the records of `seq` and every later event are written again
     /// after the file's end and the index points at them (the end of the last event stays
@@ -593,6 +658,7 @@ impl SledStore {
         let (at, end) = files
             .seg
             .append(events.iter().map(|(_, _, b)| b.as_slice()))?;
+        files.seg.sync()?;
         for ((s, _, _), at) in events.iter().zip(at) {
             index.write_locator(*s, at)?;
         }
@@ -663,7 +729,9 @@ impl Store for SledStore {
 
     fn event(&self, app: &str, seq: u64) -> StoreResult<Option<Vec<u8>>> {
         if let Some(files) = self.indexed_files(app)? {
-            return Self::read_one(&files, seq);
+            if !files.rest_in_sled || seq <= files.events.load(Ordering::Acquire) {
+                return Self::read_one(&files, seq);
+            }
         }
         let Some(t) = self.tree(app)? else {
             return Ok(None);
@@ -675,7 +743,7 @@ impl Store for SledStore {
     }
 
     fn last_event(&self, app: &str) -> StoreResult<Option<(u64, Vec<u8>)>> {
-        if let Some(files) = self.indexed_files(app)? {
+        if let Some(files) = self.indexed_files(app)?.filter(|f| !f.rest_in_sled) {
             let seq = files.events.load(Ordering::Acquire);
             return Ok(Self::read_one(&files, seq)?.map(|bytes| (seq, bytes)));
         }
@@ -694,42 +762,48 @@ impl Store for SledStore {
     }
 
     fn scan(&self, app: &str, from: u64) -> RawEvents<'_> {
-        match self.indexed_files(app) {
-            Ok(Some(files)) => {
-                // A chunk of events at a time, copied out of the reader's window.
-                let last = files.events.load(Ordering::Acquire);
-                let mut next = from.max(1);
-                let mut pending = std::collections::VecDeque::new();
-                return Box::new(std::iter::from_fn(move || {
-                    if pending.is_empty() && next <= last {
-                        let to = last.min(next.saturating_add(SCAN_CHUNK / 4 - 1));
-                        self.read_indexed(&files, next, to, &mut |r| {
-                            pending.push_back(r.map(|(seq, b)| (seq, b.to_vec())));
-                        });
-                        next = to + 1;
-                    }
-                    pending.pop_front()
-                }));
-            }
-            Ok(None) => {}
-            Err(e) => return Box::new(std::iter::once(Err(e))),
-        }
-        let (t, mut reader) = match self.sled_indexed(app) {
-            Ok(Some(found)) => found,
-            Ok(None) => return Box::new(std::iter::empty()),
+        let files = match self.indexed_files(app) {
+            Ok(files) => files,
             Err(e) => return Box::new(std::iter::once(Err(e))),
         };
+        let Some(files) = files else {
+            return self.scan_sled(app, from);
+        };
+        // A chunk of events at a time, copied out of the reader's window.
+        let last = files.events.load(Ordering::Acquire);
+        let sled_from = from.max(last + 1);
+        let rest_in_sled = files.rest_in_sled;
+        let mut next = from.max(1);
+        let mut pending = std::collections::VecDeque::new();
+        let indexed = std::iter::from_fn(move || {
+            if pending.is_empty() && next <= last {
+                let to = last.min(next.saturating_add(SCAN_CHUNK / 4 - 1));
+                self.read_indexed(&files, next, to, &mut |r| {
+                    pending.push_back(r.map(|(seq, b)| (seq, b.to_vec())));
+                });
+                next = to + 1;
+            }
+            pending.pop_front()
+        });
+        if !rest_in_sled {
+            return Box::new(indexed);
+        }
         let app = app.to_string();
-        let start = event_key(from).to_vec();
-        Box::new(t.range(start..vec![EVENT + 1]).map(move |r| {
-            let (seq, v) = indexed_at(r)?;
-            Ok((seq, self.entry_bytes(&app, &mut reader, seq, &v)?.to_vec()))
-        }))
+        Box::new(
+            indexed.chain(std::iter::once(()).flat_map(move |()| self.scan_sled(&app, sled_from))),
+        )
     }
 
     fn read_range(&self, app: &str, from: u64, to: u64, each: &mut LendEvent<'_>) {
+        let mut sled_from = from;
         match self.indexed_files(app) {
-            Ok(Some(files)) => return self.read_indexed(&files, from, to, each),
+            Ok(Some(files)) => {
+                self.read_indexed(&files, from, to, each);
+                if !files.rest_in_sled {
+                    return;
+                }
+                sled_from = from.max(files.events.load(Ordering::Acquire) + 1);
+            }
             Ok(None) => {}
             Err(e) => return each(Err(e)),
         }
@@ -738,7 +812,7 @@ impl Store for SledStore {
             Ok(None) => return,
             Err(e) => return each(Err(e)),
         };
-        for r in t.range(event_key(from).to_vec()..=event_key(to).to_vec()) {
+        for r in t.range(event_key(sled_from).to_vec()..=event_key(to).to_vec()) {
             match indexed_at(r) {
                 Ok((seq, v)) => each(
                     self.entry_bytes(app, &mut reader, seq, &v)
@@ -826,7 +900,8 @@ impl Store for SledStore {
                     b.app
                 )));
             }
-            // Bodies and index records durable first; then the head that counts them.
+            // Bodies and index records durable first (both written, then both synced);
+            // then the head that counts them.
             let failed = |e: &StoreError, path: &Path| {
                 let kind = match e {
                     StoreError::Io(io) => io.kind(),
@@ -845,8 +920,12 @@ impl Store for SledStore {
                     at.into_iter()
                         .zip(b.events.iter().map(|w| w.tree_nodes.as_slice())),
                 )
-                .and_then(|()| index.sync())
                 .inspect_err(|e| failed(e, index.path()))?;
+            files
+                .seg
+                .sync()
+                .inspect_err(|e| failed(e, files.seg.path()))?;
+            index.sync().inspect_err(|e| failed(e, index.path()))?;
             let mut batch = sled::Batch::default();
             for w in &b.events {
                 for (k, v) in index_entries(w) {
@@ -901,7 +980,10 @@ impl Store for SledStore {
     }
 
     fn tree_nodes(&self, app: &str, seq: u64) -> StoreResult<Option<Vec<[u8; 32]>>> {
-        if let Some(files) = self.indexed_files(app)? {
+        if let Some(files) = self
+            .indexed_files(app)?
+            .filter(|f| !f.rest_in_sled || seq <= f.events.load(Ordering::Acquire))
+        {
             let size = self.tree_size(app)?.unwrap_or(0);
             let Some(index) = files.index.as_ref().filter(|_| seq > 0 && seq <= size) else {
                 return Ok(None);

@@ -334,8 +334,7 @@ fn a_missing_index_file_is_named_when_opened_read_only() {
     let path = index::path(&store, "gxp");
     std::fs::remove_file(&path).expect("remove");
     let err = ledger::store::SledStore::open_read_only(&store)
-        .err()
-        .expect("must refuse")
+        .expect_err("must refuse")
         .to_string();
     assert!(
         err.contains("gxp.index") && err.contains("missing"),

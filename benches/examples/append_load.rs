@@ -2,8 +2,6 @@
 //! append_load -- CLIENTS EVENTS [pipelined]`. With `pipelined`, one thread keeps CLIENTS
 //! appends in flight (submit, then await the oldest) instead of CLIENTS blocking threads.
 
-use std::collections::VecDeque;
-
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -15,18 +13,7 @@ fn main() {
     let (l, _dir, approver) = benches::sled_ledger();
     let start = std::time::Instant::now();
     if pipelined {
-        let mut in_flight = VecDeque::with_capacity(clients);
-        for i in 0..events {
-            if in_flight.len() == clients {
-                if let Some(p) = in_flight.pop_front() {
-                    ledger::Pending::wait(p).expect("append");
-                }
-            }
-            in_flight.push_back(l.submit(benches::validation_log(&approver, i)));
-        }
-        for p in in_flight {
-            p.wait().expect("append");
-        }
+        benches::append_in_flight(&l, &approver, clients, events);
     } else {
         benches::append_concurrently(&l, &approver, clients, events);
     }

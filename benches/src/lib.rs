@@ -85,6 +85,24 @@ pub fn append_concurrently(l: &Arc<Ledger>, approver: &str, clients: usize, n: u
     });
 }
 
+/// Appends `n` records from one thread that keeps `in_flight` appends submitted and waits
+/// for the oldest before submitting the next (as an async caller such as the server does:
+/// no thread per request). Each is acknowledged only once durable.
+pub fn append_in_flight(l: &Ledger, approver: &str, in_flight: usize, n: u64) {
+    let mut waiting = std::collections::VecDeque::with_capacity(in_flight);
+    for i in 0..n {
+        if waiting.len() == in_flight {
+            if let Some(p) = waiting.pop_front() {
+                ledger::Pending::wait(p).expect("append");
+            }
+        }
+        waiting.push_back(l.submit(validation_log(approver, i)));
+    }
+    for p in waiting {
+        p.wait().expect("append");
+    }
+}
+
 /// The probes' set-up: a sled ledger whose `gxp` chain holds `events` records (from the
 /// first command-line argument, default 100,000), appended by 256 concurrent clients.
 pub fn chain_from_args() -> (Arc<Ledger>, tempfile::TempDir, u64) {

@@ -1,16 +1,17 @@
-//! Group commit: the three threads an append goes through.
+//! Group commit: the four threads an append goes through.
 //!
 //! 1. The **builder** takes every request waiting, checks each against the app's schema,
 //!    its records (store plus events still in flight) and idempotency keys, and chains
 //!    the accepted ones: sequence number, recorded time, previous hash, hash. It never
 //!    waits on signing or the disk.
-//! 2. The **writer** signs a group's events in parallel (ed25519 is most of an append's
-//!    CPU), encodes them, and writes them to the store in one atomic batch per app.
-//! 3. The **syncer** makes everything written durable (`Store::sync`), publishes the
+//! 2. The **signer** signs the groups' events in parallel (ed25519 is most of an append's
+//!    CPU) and encodes them.
+//! 3. The **writer** writes them to the store in one atomic batch per app.
+//! 4. The **syncer** makes everything written durable (`Store::sync`), publishes the
 //!    durable heads, and only then answers each request.
 //!
-//! While the syncer waits on the disk, the writer signs and writes the next group and the
-//! builder checks the one after: many appends share each fsync. If a write fails, the
+//! While the syncer waits on the disk, the writer writes the next group, the signer signs
+//! the one after and the builder checks the next: many appends share each fsync. If a write fails, the
 //! writer refuses every group built on it and asks the builder to reload its state from
 //! the store; if an fsync fails, the ledger refuses all writes until it is reopened.
 
@@ -72,7 +73,7 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-/// Coordination between the three threads.
+/// Coordination between the threads.
 #[derive(Default)]
 pub(crate) struct Pipeline {
     /// The highest group the writer has written (the builder drops its overlay up to it).
@@ -115,12 +116,15 @@ struct Group {
     retire: Vec<(String, KeyId)>,
 }
 
-/// A group on its way to the writer.
+/// A group on its way to the signer, then the writer.
 pub(crate) struct Unsigned {
     id: u64,
     epoch: u64,
     group: Group,
     views: Vec<(String, AppView)>,
+    /// Set by the signer: the apps whose events could not be encoded, and why (their
+    /// writes fail).
+    unencodable: Vec<(String, String)>,
 }
 
 /// An answer, ready or to be read from the store once durable.
@@ -167,7 +171,7 @@ pub(crate) struct Builder {
     pub(crate) rng: ChaCha20Rng,
     pub(crate) apps: HashMap<String, AppState>,
     pub(crate) max_group: usize,
-    pub(crate) to_writer: mpsc::Sender<Unsigned>,
+    pub(crate) to_signer: mpsc::Sender<Unsigned>,
     overlay: Overlay,
     next_group: u64,
 }
@@ -256,7 +260,7 @@ impl Builder {
         rng: ChaCha20Rng,
         apps: HashMap<String, AppState>,
         max_group: usize,
-        to_writer: mpsc::Sender<Unsigned>,
+        to_signer: mpsc::Sender<Unsigned>,
     ) -> Self {
         Builder {
             shared,
@@ -265,7 +269,7 @@ impl Builder {
             rng,
             apps,
             max_group,
-            to_writer,
+            to_signer,
             overlay: Overlay::default(),
             next_group: 0,
         }
@@ -414,9 +418,10 @@ impl Builder {
             epoch: self.pipeline.epoch.load(Ordering::Acquire),
             group: g,
             views,
+            unencodable: Vec::new(),
         };
-        // If the writer is gone the ledger is closing: the replies drop and callers see Closed.
-        let _ = self.to_writer.send(unsigned);
+        // If the signer is gone the ledger is closing: the replies drop and callers see Closed.
+        let _ = self.to_signer.send(unsigned);
     }
 
     fn state(&self, app: &str) -> Result<&AppState, AppendError> {
@@ -1059,17 +1064,71 @@ impl Builder {
 }
 
 /// The writer: signs, encodes and writes groups; hands them to the syncer.
+/// The signer: signs and encodes each group's events while the writer writes the groups
+/// before it. The hash chain is fixed, so signatures are independent of one another and
+/// are made in parallel.
+pub(crate) fn run_signer(rx: mpsc::Receiver<Unsigned>, to_writer: mpsc::Sender<Vec<Unsigned>>) {
+    while let Ok(first) = rx.recv() {
+        let mut groups = vec![first];
+        groups.extend(rx.try_iter());
+        // An event that cannot be encoded fails its app's write (its bytes stay empty).
+        let sign = |b: &mut Built| -> Option<(String, String)> {
+            b.event.signature = b.key.sign_hash(&b.event.hash);
+            match codec::encode(&b.event) {
+                Ok(bytes) => {
+                    b.write.bytes = bytes;
+                    None
+                }
+                Err(e) => Some((b.event.app.clone(), e)),
+            }
+        };
+        let mut all: Vec<&mut Built> = groups
+            .iter_mut()
+            .flat_map(|u| u.group.built.iter_mut())
+            .collect();
+        let failures: Vec<Option<(String, String)>> = if all.len() > 1 {
+            all.par_iter_mut().map(|b| sign(b)).collect()
+        } else {
+            all.iter_mut().map(|b| sign(b)).collect()
+        };
+        let mut failures = failures.into_iter();
+        for u in &mut groups {
+            u.unencodable = failures
+                .by_ref()
+                .take(u.group.built.len())
+                .flatten()
+                .collect();
+        }
+        // If the writer is gone the ledger is closing: the replies drop and callers see Closed.
+        if to_writer.send(groups).is_err() {
+            return;
+        }
+    }
+}
+
 pub(crate) fn run_writer(
     shared: &Shared,
     pipeline: &Pipeline,
-    rx: mpsc::Receiver<Unsigned>,
+    rx: mpsc::Receiver<Vec<Unsigned>>,
     to_syncer: mpsc::Sender<Synced>,
 ) {
     // Groups of this epoch or older are built on a failed write and are refused.
     let mut failed_epoch: Option<u64> = None;
-    while let Ok(first) = rx.recv() {
-        let mut groups = vec![first];
-        groups.extend(rx.try_iter());
+    let mut dbg_stats = (
+        0u64,
+        0u64,
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+    );
+    let dbg_on = std::env::var("DBG_WRITER").is_ok();
+    loop {
+        let t0 = std::time::Instant::now();
+        let Ok(first) = rx.recv() else { break };
+        dbg_stats.2 += t0.elapsed();
+        let groups: Vec<Unsigned> = std::iter::once(first)
+            .chain(rx.try_iter())
+            .flatten()
+            .collect();
         let mut live = Vec::with_capacity(groups.len());
         let poisoned = shared.poisoned.is_set();
         for u in groups {
@@ -1090,27 +1149,11 @@ pub(crate) fn run_writer(
         if live.is_empty() {
             continue;
         }
-        // Sign: the hash chain is fixed, so signatures are independent of one another.
-        // An event that cannot be encoded fails its app's write (its bytes stay empty).
-        let sign = |b: &mut Built| -> Option<(String, String)> {
-            b.event.signature = b.key.sign_hash(&b.event.hash);
-            match codec::encode(&b.event) {
-                Ok(bytes) => {
-                    b.write.bytes = bytes;
-                    None
-                }
-                Err(e) => Some((b.event.app.clone(), e)),
-            }
-        };
-        let mut all: Vec<&mut Built> = live
+        let unencodable: Vec<(String, String)> = live
             .iter_mut()
-            .flat_map(|u| u.group.built.iter_mut())
+            .flat_map(|u| std::mem::take(&mut u.unencodable))
             .collect();
-        let unencodable: Vec<(String, String)> = if all.len() > 1 {
-            all.par_iter_mut().filter_map(|b| sign(b)).collect()
-        } else {
-            all.iter_mut().filter_map(|b| sign(b)).collect()
-        };
+        let all = live.iter_mut().flat_map(|u| u.group.built.iter_mut());
         let mut batches: Vec<AppBatch> = Vec::new();
         for b in all {
             let head = (b.event.seq, b.event.hash);
@@ -1135,7 +1178,18 @@ pub(crate) fn run_writer(
             if failed_apps.contains_key(&batch.app) {
                 continue;
             }
-            if let Err(e) = shared.store.write(std::slice::from_ref(batch)) {
+            dbg_stats.0 += 1;
+            dbg_stats.1 += batch.events.len() as u64;
+            let tw = std::time::Instant::now();
+            let r = shared.store.write(std::slice::from_ref(batch));
+            dbg_stats.3 += tw.elapsed();
+            if dbg_on && dbg_stats.0 % 20 == 0 {
+                eprintln!(
+                    "writer: {} batches {} events, idle {:?} write {:?}",
+                    dbg_stats.0, dbg_stats.1, dbg_stats.2, dbg_stats.3
+                );
+            }
+            if let Err(e) = r {
                 let msg = e.to_string();
                 tracing::error!(app = %batch.app, error = %msg, "write failed; the builder reloads from the store");
                 failed_apps.insert(batch.app.clone(), msg);

@@ -1,8 +1,8 @@
 //! The ledger handle: opens a store, keeps each app's head, schema and key, and appends
 //! with group commit.
 //!
-//! Appends flow through three threads (see [`crate::commit`]): a builder that checks and
-//! chains, a writer that signs and writes, a syncer that fsyncs and answers.
+//! Appends flow through four threads (see [`crate::commit`]): a builder that checks and
+//! chains, a signer, a writer, and a syncer that fsyncs and answers.
 //!
 //! Readers see only durable events: the syncer publishes each app's durable head.
 
@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use crate::checkpoint::CheckpointConfig;
 use crate::codec;
 use crate::command::*;
-use crate::commit::{run_syncer, run_writer, Builder, Job, Pipeline};
+use crate::commit::{run_signer, run_syncer, run_writer, Builder, Job, Pipeline};
 use crate::event::{Actor, Event, EventKind, Hash32, KeyId};
 use crate::keys::{AppKey, FileKeyStore, KeyStore, KeyStoreError, MemoryKeyStore};
 use crate::merkle::Frontier;
@@ -278,6 +278,7 @@ impl Ledger {
             s
         });
         let (tx, rx) = mpsc::channel::<Job>();
+        let (sign_tx, sign_rx) = mpsc::channel();
         let (write_tx, write_rx) = mpsc::channel();
         let (sync_tx, sync_rx) = mpsc::channel();
         let pipeline = Arc::new(Pipeline::default());
@@ -288,13 +289,17 @@ impl Ledger {
             ChaCha20Rng::from_seed(seed),
             apps,
             config.max_group.max(1),
-            write_tx,
+            sign_tx,
         );
         let (write_shared, sync_shared) = (shared.clone(), shared.clone());
         let threads = vec![
             std::thread::Builder::new()
                 .name("ledger-builder".into())
                 .spawn(move || builder.run(rx))
+                .map_err(StoreError::Io)?,
+            std::thread::Builder::new()
+                .name("ledger-signer".into())
+                .spawn(move || run_signer(sign_rx, write_tx))
                 .map_err(StoreError::Io)?,
             std::thread::Builder::new()
                 .name("ledger-writer".into())

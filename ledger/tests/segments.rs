@@ -13,6 +13,7 @@ use common::*;
 use ledger::store::index::{self, Index};
 use ledger::store::layout::{event_key, locator_value, tree_nodes_key, tree_nodes_value};
 use ledger::store::segment;
+use ledger::Command;
 use ledger::{Ledger, VerifyMode, VerifyPolicy};
 
 fn filled(dir: &Path, creates: usize) -> Vec<(String, ledger::Head)> {
@@ -374,6 +375,180 @@ fn a_scan_of_a_short_index_serves_the_events_before_the_gap_then_names_it() {
         err.contains("event 13") && err.contains("gxp.index"),
         "{err}"
     );
+}
+
+/// Copies sled's own files of a store (everything but the segment and index files).
+fn copy_sled(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name();
+        if name == "events" {
+            continue;
+        }
+        let dest = to.join(&name);
+        if entry.file_type().expect("type").is_dir() {
+            copy_sled(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).expect("copy");
+        }
+    }
+}
+
+/// Puts back sled's files as they were saved in `saved`: what a power loss before sled's
+/// next sync leaves (its files behind the segment and index files, which were fdatasync'd
+/// before each acknowledgement).
+fn restore_sled(store: &Path, saved: &Path) {
+    for entry in std::fs::read_dir(store).expect("read dir") {
+        let entry = entry.expect("entry");
+        if entry.file_name() == "events" {
+            continue;
+        }
+        if entry.file_type().expect("type").is_dir() {
+            std::fs::remove_dir_all(entry.path()).expect("remove");
+        } else {
+            std::fs::remove_file(entry.path()).expect("remove");
+        }
+    }
+    copy_sled(saved, store);
+}
+
+/// Appends what the roll forward must restore in sled: a user, a record created with an
+/// idempotency key, an update, a deletion. Returns (the keyed record's id, the deleted
+/// record's id, the keyed create's seq).
+fn later_writes(l: &Ledger) -> (String, String, u64) {
+    let u = user(l, "gxp", "later");
+    let mut keyed = req(
+        "gxp",
+        Command::CreateRecord {
+            class: "ValidationLog".into(),
+            object_id: None,
+            fields: obj(validation_log(&u)),
+        },
+    );
+    keyed.idempotency_key = Some("roll-forward-1".into());
+    let a = l.append(keyed).expect("create");
+    let id = a.event.subject.expect("subject").object_id;
+    let gone = create(l, "gxp", "ValidationLog", validation_log(&u))
+        .expect("create")
+        .event
+        .subject
+        .expect("subject")
+        .object_id;
+    l.append(req(
+        "gxp",
+        Command::UpdateRecord {
+            class: "ValidationLog".into(),
+            object_id: id.clone(),
+            set: obj(serde_json::json!({"result": "fail"})),
+            unset: Vec::new(),
+        },
+    ))
+    .expect("update");
+    l.append(req(
+        "gxp",
+        Command::DeleteRecord {
+            class: "ValidationLog".into(),
+            object_id: gone.clone(),
+        },
+    ))
+    .expect("delete");
+    (id, gone, a.event.seq)
+}
+
+#[test]
+fn sled_behind_its_files_is_rolled_forward_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled(dir.path(), 4);
+    let store = dir.path().join("store");
+    let saved = dir.path().join("saved-sled");
+    copy_sled(&store, &saved);
+    let (heads, (id, gone, keyed_seq)) = {
+        let l = Ledger::open_dir(dir.path()).expect("reopen");
+        let ids = later_writes(&l);
+        let heads: Vec<_> = l
+            .apps()
+            .into_iter()
+            .map(|a| {
+                let h = l.head(&a).expect("head");
+                (a, h)
+            })
+            .collect();
+        (heads, ids)
+    };
+    restore_sled(&store, &saved);
+    let l = Ledger::open_dir(dir.path()).expect("open rolls forward");
+    for (app, head) in &heads {
+        assert_eq!(l.head(app).as_ref(), Some(head), "{app}");
+    }
+    verifies(&l);
+    // The record indexes are back: the idempotency key, the versions, the deletion.
+    let mut again = req(
+        "gxp",
+        Command::CreateRecord {
+            class: "ValidationLog".into(),
+            object_id: None,
+            fields: obj(validation_log(&id)),
+        },
+    );
+    again.idempotency_key = Some("roll-forward-1".into());
+    let dup = l.append(again).expect("repeat");
+    assert!(dup.duplicate && dup.event.seq == keyed_seq);
+    assert_eq!(
+        l.versions("gxp", "ValidationLog", &id)
+            .expect("versions")
+            .len(),
+        2
+    );
+    let refused = l.append(req(
+        "gxp",
+        Command::DeleteRecord {
+            class: "ValidationLog".into(),
+            object_id: gone,
+        },
+    ));
+    assert!(refused.is_err(), "a deleted record stays deleted");
+    let u = user(&l, "gxp", "after");
+    assert!(!u.is_empty());
+    verifies(&l);
+}
+
+#[test]
+fn a_damaged_record_past_sleds_head_ends_the_roll_and_is_cut() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled(dir.path(), 4);
+    let store = dir.path().join("store");
+    let saved = dir.path().join("saved-sled");
+    copy_sled(&store, &saved);
+    let gxp = {
+        let l = Ledger::open_dir(dir.path()).expect("reopen");
+        later_writes(&l);
+        l.head("gxp").expect("head")
+    };
+    restore_sled(&store, &saved);
+    // The last event's body damaged (a write torn by a power loss): the roll stops before it.
+    let at = Index::open(index::path(&store, "gxp"), true)
+        .and_then(|i| i.locator(gxp.seq))
+        .expect("locator");
+    let seg = std::fs::OpenOptions::new()
+        .write(true)
+        .open(segment::path(&store, "gxp"))
+        .expect("open");
+    seg.write_all_at(&[0xff; 8], at.offset + 20)
+        .expect("damage");
+    drop(seg);
+    let l = Ledger::open_dir(dir.path()).expect("open");
+    assert_eq!(l.head("gxp").expect("head").seq, gxp.seq - 1);
+    assert_eq!(
+        std::fs::metadata(segment::path(&store, "gxp"))
+            .expect("segment")
+            .len(),
+        at.offset
+    );
+    verifies(&l);
+    let u = user(&l, "gxp", "after");
+    assert!(!u.is_empty());
+    verifies(&l);
 }
 
 #[test]

@@ -1,13 +1,9 @@
-//! The embedded store: sled 0.34, one tree per app for the record indexes and the head;
-//! event bodies in one append-only file per app ([`super::segment`]) and, for each event,
-//! where its body is and the Merkle tree nodes it completes in a second file placed by
-//! sequence number ([`super::index`]). Both files are fdatasync'd in every `write`, before
-//! sled's batch that moves the head past their new records: an acknowledged event is on
-//! disk in them. sled is made durable (`flush` plus an fsync of its data file) at most a
-//! second later ([`Store::sync_appends`]), and in full by [`Store::sync`]; after a crash,
-//! its entries for events the files hold past its head are rolled forward at open, each
-//! event read back and checked first. So an append costs sled only its record indexes,
-//! and a group waits for two fdatasyncs, not three flushes.
+//! The embedded store: sled 0.34, one tree per app for the record indexes and the head,
+//! made durable by `flush` plus an fsync of sled's data file; event bodies in one
+//! append-only file per app ([`super::segment`]) and, for each event, where its body is and
+//! the Merkle tree nodes it completes in a second file placed by sequence number
+//! ([`super::index`]). Both files are fdatasync'd before sled's batch that moves the head
+//! past their new records, so an append costs sled only its record indexes.
 //!
 //! A store written before index files (each event's body, or where it is, in sled's `E`
 //! entry, its tree nodes in `N` entries) is migrated when it opens: the events are moved
@@ -31,13 +27,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use super::index::{self, Index};
 use super::layout::{self, event_key, index_entries, version_prefix, EVENT};
 use super::segment::{self, Locator, Reader, Segment};
-use super::EventWrite;
 use super::{
     AppBatch, LendEvent, Mark, RawEvents, RecordState, Space, Store, StoreError, StoreResult,
     TreeNodes,
 };
-use crate::canonical::GENESIS_PREV_HASH;
-use crate::merkle::{Blake3, Frontier};
 
 /// Cache sled may use, in bytes: bounds the server's memory (SPEC §8, ≤ 300 MB RSS).
 const CACHE_BYTES: u64 = 128 * 1024 * 1024;
@@ -48,12 +41,6 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// Events a scan reads the locators of at once.
 const SCAN_CHUNK: u64 = 1024;
-
-/// How often the acknowledgement path ([`Store::sync_appends`]) also makes sled durable.
-/// Acknowledgements rest on the segment and index files alone; sled's entries for events
-/// it lost are rolled forward from those files at open, so this bounds that work (about
-/// a second of appends), not what an acknowledgement guarantees.
-const SLED_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A sled database in a directory.
 #[derive(Debug)]
@@ -72,8 +59,6 @@ pub struct SledStore {
     failed_append: Mutex<Option<(std::io::ErrorKind, String)>>,
     /// Opened for reading only: no migration, no cut, no new files.
     read_only: bool,
-    /// When sled was last made durable ([`Store::sync`]).
-    sled_synced: Mutex<std::time::Instant>,
 }
 
 /// An app's files.
@@ -155,32 +140,14 @@ impl SledStore {
             files: RwLock::new(HashMap::new()),
             failed_append: Mutex::new(None),
             read_only,
-            sled_synced: Mutex::new(std::time::Instant::now()),
         };
-        let mut apps: std::collections::BTreeSet<String> = store
-            .db
-            .tree_names()
-            .iter()
-            .filter_map(|name| std::str::from_utf8(name).ok()?.strip_prefix("app:"))
-            .map(str::to_string)
-            .collect();
-        // An app whose first events sled lost (a crash before its first sync) still has
-        // its files: its tree is made again and rolled forward from them.
-        if !read_only {
-            if let Ok(entries) = std::fs::read_dir(segment::dir(dir)) {
-                for entry in entries {
-                    let name = entry?.file_name();
-                    if let Some(app) = name.to_str().and_then(|n| n.strip_suffix(".index")) {
-                        if segment::is_file_stem(app) && !apps.contains(app) {
-                            store.open_tree(app)?;
-                            apps.insert(app.to_string());
-                        }
-                    }
-                }
+        for name in store.db.tree_names() {
+            if let Some(app) = std::str::from_utf8(&name)
+                .ok()
+                .and_then(|n| n.strip_prefix("app:"))
+            {
+                store.open_app(app)?;
             }
-        }
-        for app in &apps {
-            store.open_app(app)?;
         }
         Ok(store)
     }
@@ -219,23 +186,6 @@ impl SledStore {
             }
         }
         let index = Index::open(index_path, self.read_only)?;
-        let seg = Segment::open(seg_path, 0, self.read_only)?;
-        let head = match self.read_only {
-            false => self.roll_forward(app, &t, &index, &seg)?,
-            true => {
-                if let Some((h, hash)) = self.head_record(app)? {
-                    if next_written(app, &index, &seg, h, &hash).is_some() {
-                        tracing::warn!(
-                            app,
-                            head = h,
-                            "the files hold events past the head sled recorded (the store was not closed cleanly): \
-                             read-only, they are not shown; opening the store to write (the server) restores them"
-                        );
-                    }
-                }
-                head
-            }
-        };
         // Where the head event's record ends is where the next write goes.
         let last = match head {
             0 => None,
@@ -247,7 +197,7 @@ impl SledStore {
                 Err(e) => return Err(e),
             },
         };
-        seg.publish(last.map_or(0, Locator::end));
+        let seg = Segment::open(seg_path, last.map_or(0, Locator::end), self.read_only)?;
         // Only a store whose head event's record reads back as that event may lose a tail:
         // otherwise the verifier must see everything as it is.
         let consistent = match last {
@@ -266,72 +216,6 @@ impl SledStore {
         }
         self.register(app, seg, Some(index), head, false);
         Ok(())
-    }
-
-    /// Restores sled's entries for the events the segment and index files hold past sled's
-    /// head: sled is made durable only now and then ([`SLED_SYNC_EVERY`]), so after a
-    /// crash its head may be behind events already acknowledged (their files were
-    /// fdatasync'd first). Each event is read back and checked (its place in the files,
-    /// its number, its link to the one before, its hash and payload digest); the first
-    /// that fails ends the roll (a write never acknowledged), and the open cuts it off.
-    /// Its tree nodes are computed again. Returns the new head.
-    fn roll_forward(
-        &self,
-        app: &str,
-        t: &sled::Tree,
-        index: &Index,
-        seg: &Segment,
-    ) -> StoreResult<u64> {
-        // No head record: perhaps a first write whose batch never reached sled's disk.
-        let (mut head, mut hash) = self.head_record(app)?.unwrap_or((0, GENESIS_PREV_HASH));
-        if self.tree_size(app)?.unwrap_or(0) != head {
-            // A tree still being built from older events: nothing was appended past it.
-            return Ok(head);
-        }
-        let start = head;
-        let tree_error = |e: crate::merkle::TreeError| {
-            StoreError::Corrupt(format!("app {app}: rolling the tree forward: {e}"))
-        };
-        let mut frontier = Frontier::load(&IndexNodes(index), head).map_err(tree_error)?;
-        loop {
-            let mut writes = Vec::new();
-            while writes.len() < MIGRATION_BATCH {
-                let Some((e, _)) = next_written(app, index, seg, head, &hash) else {
-                    break;
-                };
-                let nodes = frontier.push::<Blake3>(&e.hash);
-                writes.push(EventWrite::of(&e, Vec::new(), nodes));
-                (head, hash) = (e.seq, e.hash);
-            }
-            if writes.is_empty() {
-                break;
-            }
-            let nodes: Vec<(u64, Vec<[u8; 32]>)> = writes
-                .iter_mut()
-                .map(|w| (w.seq, std::mem::take(&mut w.tree_nodes)))
-                .collect();
-            index.write_nodes(&nodes)?;
-            index.sync()?;
-            let mut batch = sled::Batch::default();
-            for w in &writes {
-                for (k, v) in index_entries(w) {
-                    batch.insert(k, v);
-                }
-            }
-            batch.insert(layout::HEAD, layout::head_value(head, &hash));
-            batch.insert(layout::TREE_SIZE, &head.to_be_bytes());
-            t.apply_batch(batch).map_err(backend)?;
-        }
-        if head > start {
-            tracing::info!(
-                app,
-                from = start + 1,
-                to = head,
-                "restored sled's entries for events the files hold past its head"
-            );
-            self.sync()?;
-        }
-        Ok(head)
     }
 
     /// Opens, read-only, an app of a store written before index files: its `E` entries
@@ -802,57 +686,6 @@ impl SledStore {
     }
 }
 
-/// The event after `head` (whose hash is `hash`) as the files hold it, if it is whole:
-/// its index record follows the head's, its segment record follows the head event's and
-/// reads back as that event, linked to `hash`, with its own hash and payload digest.
-fn next_written(
-    app: &str,
-    index: &Index,
-    seg: &Segment,
-    head: u64,
-    hash: &[u8; 32],
-) -> Option<(crate::Event, Locator)> {
-    let seq = head.checked_add(1)?;
-    if !index.covers(seq).ok()? {
-        return None;
-    }
-    let end = match head {
-        0 => 0,
-        h => index.locator(h).ok()?.end(),
-    };
-    let at = index.locator(seq).ok().filter(|at| at.offset == end)?;
-    let e = crate::codec::decode(&seg.read(seq, at).ok()?).ok()?;
-    let digest_ok = e
-        .payload
-        .as_deref()
-        .is_none_or(|p| crate::canonical::payload_digest(p) == e.payload_digest);
-    (e.app == app
-        && e.seq == seq
-        && e.prev_hash == *hash
-        && digest_ok
-        && crate::canonical::event_hash(&e) == e.hash)
-        .then_some((e, at))
-}
-
-/// An app's tree nodes read from its index file: the frontier a roll forward starts from.
-struct IndexNodes<'a>(&'a Index);
-
-impl crate::merkle::NodeSource for IndexNodes<'_> {
-    fn complete(&self, level: u32, index: u64) -> Result<[u8; 32], crate::merkle::TreeError> {
-        let missing = crate::merkle::TreeError::MissingNode { level, index };
-        let seq = 1u64
-            .checked_shl(level)
-            .and_then(|width| index.checked_add(1)?.checked_mul(width))
-            .ok_or(crate::merkle::TreeError::MissingNode { level, index })?;
-        let nodes = self.0.nodes(seq)?;
-        usize::try_from(level)
-            .ok()
-            .and_then(|l| nodes.get(l))
-            .copied()
-            .ok_or(missing)
-    }
-}
-
 /// The first entry of a tag in an app's tree.
 fn first_entry(t: &sled::Tree, tag: u8) -> StoreResult<Option<(sled::IVec, sled::IVec)>> {
     t.range(&[tag][..]..&[tag + 1][..])
@@ -1101,15 +934,7 @@ impl Store for SledStore {
             }
             batch.insert(layout::HEAD, layout::head_value(b.head.0, &b.head.1));
             batch.insert(layout::TREE_SIZE, &b.head.0.to_be_bytes());
-            if let Err(e) = t.apply_batch(batch) {
-                // The files' records of this batch must not be rolled forward at the next
-                // open: its requests are answered "not recorded". If they cannot be cut,
-                // the store refuses writes until it is reopened.
-                if let Err(cut) = index.cut(counted) {
-                    failed(&cut, index.path());
-                }
-                return Err(backend(e));
-            }
+            t.apply_batch(batch).map_err(backend)?;
             files.seg.publish(end);
             files
                 .events
@@ -1127,36 +952,11 @@ impl Store for SledStore {
         {
             return Err(StoreError::Io(std::io::Error::new(kind, why)));
         }
-        let started = std::time::Instant::now();
         self.db.flush().map_err(backend)?;
         // Blobs first: the log in `db` points at them.
         self.sync_blobs()?;
         let f = self.data_file.lock().unwrap_or_else(|p| p.into_inner());
         f.sync_all()?;
-        *self.sled_synced.lock().unwrap_or_else(|p| p.into_inner()) = started;
-        Ok(())
-    }
-
-    fn sync_appends(&self) -> StoreResult<()> {
-        if let Some((kind, why)) = self
-            .failed_append
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
-            return Err(StoreError::Io(std::io::Error::new(kind, why)));
-        }
-        // The events are durable already (`write` fdatasyncs their files before sled's
-        // batch); sled itself now and then, its entries restorable from them at open.
-        let due = self
-            .sled_synced
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .elapsed()
-            >= SLED_SYNC_EVERY;
-        if due {
-            self.sync()?;
-        }
         Ok(())
     }
 

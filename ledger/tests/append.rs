@@ -781,12 +781,7 @@ fn cutting_events_off_the_end_of_the_sled_store_is_refused_at_open() {
         ),
         (ledger::store::segment::path(&store, "gxp"), at.offset),
     ] {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(file)
-            .expect("open")
-            .set_len(len)
-            .expect("cut");
+        cut_file(&file, len, &[]);
     }
     let err = Ledger::open_dir(dir.path()).err().expect("must refuse");
     let msg = err.to_string();

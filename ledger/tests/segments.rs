@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -63,15 +62,10 @@ fn records_no_index_refers_to_are_cut_at_open_and_appends_go_on() {
     let len = std::fs::metadata(&file).expect("segment").len();
     // What a batch whose index write never happened leaves: records past the last one
     // sled refers to (here a whole plausible record, then a torn one).
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&file)
-            .expect("open segment");
-        f.write_all(&200u32.to_be_bytes()).expect("write");
-        f.write_all(&[7u8; 200]).expect("write");
-        f.write_all(&[0, 0, 1]).expect("write");
-    }
+    let mut tail = 200u32.to_be_bytes().to_vec();
+    tail.extend_from_slice(&[7u8; 200]);
+    tail.extend_from_slice(&[0, 0, 1]);
+    append_file(&file, &tail);
     let l = Ledger::open_dir(dir.path()).expect("reopen");
     assert_eq!(std::fs::metadata(&file).expect("segment").len(), len);
     for (app, head) in &heads {
@@ -96,12 +90,7 @@ fn a_segment_file_shorter_than_its_index_is_refused_naming_the_event() {
     let gxp = heads.iter().find(|(a, _)| a == "gxp").expect("gxp").1.seq;
     let file = segment::path(&dir.path().join("store"), "gxp");
     let len = std::fs::metadata(&file).expect("segment").len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&file)
-        .expect("open")
-        .set_len(len - 10)
-        .expect("cut");
+    cut_file(&file, len - 10, &[]);
     let err = Ledger::open_dir(dir.path()).err().expect("must refuse");
     let msg = err.to_string();
     assert!(
@@ -157,20 +146,13 @@ fn to_sled_layout(store: &Path, inline: bool, partial_app: &str, keep: u64, junk
         }
         drop((file, idx));
         if app == partial_app && keep > 0 {
-            let open = |p: std::path::PathBuf| {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(p)
-                    .expect("open")
-            };
-            let f = open(index::path(store, &app));
-            let index_end = index::end_of(keep).expect("end");
-            f.set_len(index_end).expect("cut");
-            f.write_all_at(junk, index_end).expect("junk");
+            cut_file(
+                &index::path(store, &app),
+                index::end_of(keep).expect("end"),
+                junk,
+            );
             if inline {
-                let f = open(segment::path(store, &app));
-                f.set_len(kept_end).expect("cut");
-                f.write_all_at(junk, kept_end).expect("junk");
+                cut_file(&segment::path(store, &app), kept_end, junk);
             }
         } else {
             std::fs::remove_file(index::path(store, &app)).expect("remove");
@@ -275,12 +257,8 @@ fn to_interrupted_body_migration(store: &Path, app: &str, moved: u64, junk: &[u8
         file.read_exact_at(&mut bytes, at.offset + 4).expect("read");
         t.insert(k, bytes).expect("insert");
     }
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open");
-    f.set_len(kept_end).expect("cut");
-    f.write_all_at(junk, kept_end).expect("junk");
+    drop(file);
+    cut_file(&path, kept_end, junk);
     db.flush().expect("flush");
 }
 
@@ -350,12 +328,11 @@ fn a_scan_of_a_short_index_serves_the_events_before_the_gap_then_names_it() {
     let gxp = heads.iter().find(|(a, _)| a == "gxp").expect("gxp").1.seq;
     let store = dir.path().join("store");
     // Event 13's record torn off, and everything after it.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(index::path(&store, "gxp"))
-        .expect("open")
-        .set_len(index::end_of(12).expect("end") + 5)
-        .expect("cut");
+    cut_file(
+        &index::path(&store, "gxp"),
+        index::end_of(12).expect("end") + 5,
+        &[],
+    );
     let s = ledger::store::SledStore::open_read_only(&store).expect("open");
     let mut got = Vec::new();
     s.read_range("gxp", 1, gxp, &mut |r| {
@@ -382,12 +359,7 @@ fn index_records_past_the_head_are_cut_at_open() {
     let heads = filled(dir.path(), 5);
     let gxp = heads.iter().find(|(a, _)| a == "gxp").expect("gxp").1.seq;
     let file = index::path(&dir.path().join("store"), "gxp");
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&file)
-        .expect("open")
-        .write_all(&[3u8; 300])
-        .expect("junk");
+    append_file(&file, &[3u8; 300]);
     let l = Ledger::open_dir(dir.path()).expect("reopen");
     assert_eq!(
         std::fs::metadata(&file).expect("index").len(),
@@ -406,12 +378,7 @@ fn an_index_file_shorter_than_the_head_is_refused_naming_the_event() {
     let gxp = heads.iter().find(|(a, _)| a == "gxp").expect("gxp").1.seq;
     let file = index::path(&dir.path().join("store"), "gxp");
     let short = index::end_of(gxp).expect("end") - 1;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&file)
-        .expect("open")
-        .set_len(short)
-        .expect("cut");
+    cut_file(&file, short, &[]);
     let err = Ledger::open_dir(dir.path()).err().expect("must refuse");
     let msg = err.to_string();
     assert!(
@@ -430,12 +397,7 @@ fn a_read_only_open_neither_migrates_nor_cuts() {
     // A tail no index refers to stays: the reader leaves the evidence as it found it.
     let file = segment::path(&store_dir, "gxp");
     let len = std::fs::metadata(&file).expect("segment").len();
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&file)
-        .expect("open")
-        .write_all(&[9u8; 40])
-        .expect("junk");
+    append_file(&file, &[9u8; 40]);
     let read = |store_dir: &Path| {
         let store = ledger::store::SledStore::open_read_only(store_dir).expect("open");
         let l = Ledger::open_read_only(std::sync::Arc::new(store)).expect("ledger");

@@ -19,7 +19,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::layout::{locator_value, parse_locator};
-use super::segment::{open_file, Locator};
+use super::segment::{cut_file, open_file, Locator};
 use super::{io_error, StoreError, StoreResult};
 use crate::event::Hash32;
 
@@ -156,18 +156,7 @@ impl Index {
     /// Cuts what follows the records of events `1..=n` (written, never acknowledged).
     pub fn cut(&self, n: u64) -> StoreResult<()> {
         let end = end_of(n).ok_or_else(|| self.unplaceable(n))?;
-        let len = self.file.metadata()?.len();
-        if len > end {
-            tracing::info!(
-                file = %self.path.display(),
-                from = len,
-                to = end,
-                "cutting index records past the head (a write never acknowledged)"
-            );
-            self.file.set_len(end).map_err(io_error)?;
-            self.file.sync_all().map_err(io_error)?;
-        }
-        Ok(())
+        cut_file(&self.file, &self.path, end)
     }
 
     /// Where event `seq`'s record is in the segment file.

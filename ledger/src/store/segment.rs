@@ -90,19 +90,7 @@ impl Segment {
     /// Cuts the file to its end: what follows the last record the index refers to was
     /// never acknowledged. Call only when the index is consistent with its head.
     pub fn cut_tail(&self) -> StoreResult<()> {
-        let end = self.end.load(Ordering::Acquire);
-        let len = self.file.metadata()?.len();
-        if len > end {
-            tracing::info!(
-                file = %self.path.display(),
-                from = len,
-                to = end,
-                "cutting event records no index refers to (a write never acknowledged)"
-            );
-            self.file.set_len(end).map_err(io_error)?;
-            self.file.sync_all().map_err(io_error)?;
-        }
-        Ok(())
+        cut_file(&self.file, &self.path, self.end.load(Ordering::Acquire))
     }
 
     /// The file.
@@ -234,6 +222,23 @@ pub(super) fn open_file(path: &Path, read_only: bool) -> StoreResult<File> {
         File::open(store_dir)?.sync_all().map_err(io_error)?;
     }
     Ok(file)
+}
+
+/// Cuts one of the store's own files to `end` bytes if it is longer (what follows was
+/// written by a write never acknowledged), and syncs it.
+pub(super) fn cut_file(file: &File, path: &Path, end: u64) -> StoreResult<()> {
+    let len = file.metadata()?.len();
+    if len > end {
+        tracing::info!(
+            file = %path.display(),
+            from = len,
+            to = end,
+            "cutting records past the head (a write never acknowledged)"
+        );
+        file.set_len(end).map_err(io_error)?;
+        file.sync_all().map_err(io_error)?;
+    }
+    Ok(())
 }
 
 thread_local! {

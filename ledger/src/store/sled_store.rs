@@ -39,8 +39,10 @@ const CACHE_BYTES: u64 = 128 * 1024 * 1024;
 /// hold before it reports the directory as in use.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 
-/// Events a scan reads the locators of at once.
+/// Events a range read takes the locators of at once.
 const SCAN_CHUNK: u64 = 1024;
+/// Events a scan copies out at once (each as its own buffer, held until taken).
+const SCAN_COPIES: u64 = 256;
 
 /// A sled database in a directory.
 #[derive(Debug)]
@@ -75,6 +77,17 @@ struct AppFiles {
     /// Read-only, a migration interrupted after event `events`: the later events are still
     /// in sled's `E` and `N` entries.
     rest_in_sled: bool,
+}
+
+impl AppFiles {
+    fn new(seg: Segment, index: Option<Index>, events: u64, rest_in_sled: bool) -> Arc<Self> {
+        Arc::new(AppFiles {
+            seg: Arc::new(seg),
+            index,
+            events: AtomicU64::new(events),
+            rest_in_sled,
+        })
+    }
 }
 
 /// Events a migration moves into the segment and index files per batch.
@@ -263,12 +276,7 @@ impl SledStore {
         events: u64,
         rest_in_sled: bool,
     ) -> Arc<AppFiles> {
-        let files = Arc::new(AppFiles {
-            seg: Arc::new(seg),
-            index,
-            events: AtomicU64::new(events),
-            rest_in_sled,
-        });
+        let files = AppFiles::new(seg, index, events, rest_in_sled);
         self.files
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -413,12 +421,7 @@ impl SledStore {
         seg.cut_tail()?;
         let index = Index::open(index::path(&self.path, app), false)?;
         index.cut(0)?;
-        let files = Arc::new(AppFiles {
-            seg: Arc::new(seg),
-            index: Some(index),
-            events: AtomicU64::new(0),
-            rest_in_sled: false,
-        });
+        let files = AppFiles::new(seg, Some(index), 0, false);
         all.insert(app.to_string(), files.clone());
         Ok(Some(files))
     }
@@ -777,7 +780,7 @@ impl Store for SledStore {
         let mut pending = std::collections::VecDeque::new();
         let indexed = std::iter::from_fn(move || {
             if pending.is_empty() && next <= last {
-                let to = last.min(next.saturating_add(SCAN_CHUNK / 4 - 1));
+                let to = last.min(next.saturating_add(SCAN_COPIES - 1));
                 self.read_indexed(&files, next, to, &mut |r| {
                     pending.push_back(r.map(|(seq, b)| (seq, b.to_vec())));
                 });

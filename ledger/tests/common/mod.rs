@@ -1,6 +1,8 @@
 //! Helpers shared by the ledger's integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::Arc;
 
 use ledger::{
@@ -95,4 +97,21 @@ pub fn export_head_seq(export: &str) -> u64 {
         .and_then(|l| serde_json::from_str::<Value>(l).ok())
         .and_then(|v| v["head_seq"].as_u64())
         .expect("head")
+}
+
+/// Cuts one of the store's files to `len` bytes behind its back, then writes `tail` after
+/// them (a torn or never finished write).
+pub fn cut_file(path: &Path, len: u64, tail: &[u8]) {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open");
+    f.set_len(len).expect("cut");
+    f.write_all_at(tail, len).expect("write");
+}
+
+/// Appends `bytes` to one of the store's files behind its back.
+pub fn append_file(path: &Path, bytes: &[u8]) {
+    let len = std::fs::metadata(path).expect("metadata").len();
+    cut_file(path, len, bytes);
 }

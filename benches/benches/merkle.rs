@@ -111,6 +111,9 @@ impl Store for Switch {
     fn sync(&self) -> StoreResult<()> {
         self.inner.sync()
     }
+    fn sync_appends(&self) -> StoreResult<()> {
+        self.inner.sync_appends()
+    }
     fn tree_size(&self, app: &str) -> StoreResult<Option<u64>> {
         self.inner.tree_size(app)
     }

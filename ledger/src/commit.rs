@@ -1266,7 +1266,7 @@ pub(crate) fn run_syncer(shared: &Shared, rx: mpsc::Receiver<Synced>) {
         let result = if shared.poisoned.is_set() {
             Err(())
         } else {
-            shared.store.sync().map_err(|e| {
+            shared.store.sync_appends().map_err(|e| {
                 let why = e.to_string();
                 shared.poisoned.set(&why);
                 tracing::error!(error = %why, "making writes durable failed; refusing further writes");
@@ -1306,6 +1306,13 @@ pub(crate) fn run_syncer(shared: &Shared, rx: mpsc::Receiver<Synced>) {
                     tracing::warn!(app = %app, key = %key, error = %e, "could not destroy a rotated-out key");
                 }
             }
+        }
+    }
+    // Closing: everything written made durable in full, so that the next open has
+    // nothing to restore.
+    if !shared.poisoned.is_set() {
+        if let Err(e) = shared.store.sync() {
+            tracing::warn!(error = %e, "the closing sync failed; the next open restores what it can");
         }
     }
 }

@@ -54,22 +54,9 @@ impl Section {
                 e.seq, self.next_seq
             )));
         }
-        let version = match &e.subject {
-            Some(s) if e.kind.in_version_index() => {
-                Some((s.class.clone(), s.object_id.clone(), e.kind.code()))
-            }
-            _ => None,
-        };
         let bytes = codec::encode(&e).map_err(malformed)?;
-        self.batch.push(EventWrite {
-            seq: e.seq,
-            bytes,
-            version,
-            sets_state: e.kind.sets_state(e.seq),
-            idempotency_key: e.idempotency_key.clone(),
-            mark: e.kind.mark(),
-            tree_nodes: self.tree.push::<Blake3>(&e.hash),
-        });
+        let nodes = self.tree.push::<Blake3>(&e.hash);
+        self.batch.push(EventWrite::of(&e, bytes, nodes));
         self.next_seq += 1;
         self.last_hash = e.hash;
         Ok(())

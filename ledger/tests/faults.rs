@@ -37,6 +37,25 @@ struct FaultyStore {
     space: Mutex<Option<Space>>,
 }
 
+impl FaultyStore {
+    /// The fault a sync is set to meet, if any.
+    fn injected_sync_fault(&self) -> StoreResult<()> {
+        let once = self
+            .fail_next_syncs
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if once || self.fail_syncs.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(
+                self.failing_sync_ms.load(Ordering::SeqCst) as u64,
+            ));
+            return Err(StoreError::Io(std::io::Error::other(
+                "fsync: Input/output error (simulated)",
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Store for FaultyStore {
     fn apps(&self) -> StoreResult<Vec<String>> {
         self.inner.apps()
@@ -90,19 +109,12 @@ impl Store for FaultyStore {
         self.inner.write(batches)
     }
     fn sync(&self) -> StoreResult<()> {
-        let once = self
-            .fail_next_syncs
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if once || self.fail_syncs.load(Ordering::SeqCst) {
-            std::thread::sleep(std::time::Duration::from_millis(
-                self.failing_sync_ms.load(Ordering::SeqCst) as u64,
-            ));
-            return Err(StoreError::Io(std::io::Error::other(
-                "fsync: Input/output error (simulated)",
-            )));
-        }
+        self.injected_sync_fault()?;
         self.inner.sync()
+    }
+    fn sync_appends(&self) -> StoreResult<()> {
+        self.injected_sync_fault()?;
+        self.inner.sync_appends()
     }
     fn space(&self) -> StoreResult<Option<Space>> {
         Ok(self.space.lock().unwrap_or_else(|p| p.into_inner()).clone())

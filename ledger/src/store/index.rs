@@ -8,6 +8,13 @@
 //! `1..s` complete `Σ (trailing_zeros(k) + 1) = 2(s−1) − popcount(s−1)` nodes, so record
 //! `s` starts at byte `12(s−1) + 32·(2(s−1) − popcount(s−1))`.
 //!
+//! The top bit of a locator's length ([`WRITE_END`]) marks the last record of one write
+//! (one atomic batch of the store): an event's record is never 2 GiB long, so the bit is
+//! free. A roll forward at open ([`super::sled_store`]) restores whole writes only, up to
+//! a marked record, so a write torn by a crash is never restored in part. Records written
+//! before the mark existed carry none (their stores never roll forward: sled was made
+//! durable with every write then).
+//!
 //! Order of a write (see [`super::sled_store`]): the segment's records, then these index
 //! records, each file fdatasync'd, then sled's batch that moves the head past them. So the
 //! head never counts an event whose index record or body a power loss could take, and
@@ -19,12 +26,24 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::layout::{locator_value, parse_locator};
-use super::segment::{cut_file, open_file, Locator};
+use super::segment::{cut_file, open_file, Locator, Tail};
 use super::{io_error, StoreError, StoreResult};
 use crate::event::Hash32;
 
 /// Bytes of a locator at the start of each record.
 const LOCATOR: u64 = 12;
+
+/// The bit of a record's length byte 8 (the top bit of the big-endian length) that marks
+/// the last record of a write.
+pub const WRITE_END: u8 = 0x80;
+
+/// A locator read from a record, the write-end mark taken off.
+fn parse_record(bytes: &[u8]) -> Option<(Locator, bool)> {
+    let mut v: [u8; LOCATOR as usize] = bytes.get(..LOCATOR as usize)?.try_into().ok()?;
+    let end = v[8] & WRITE_END != 0;
+    v[8] &= !WRITE_END;
+    Some((parse_locator(&v)?, end))
+}
 
 /// Where event `seq`'s record starts (`None` for 0 or a number too large to place).
 pub fn position(seq: u64) -> Option<u64> {
@@ -77,8 +96,9 @@ impl Index {
     }
 
     /// Writes the records of events `first`, `first + 1`, … (their locators and nodes) in
-    /// one write; not yet durable ([`Index::sync`]). An empty node list leaves zeros (a
-    /// benchmark measuring writes without a tree; the ledger always gives the nodes).
+    /// one write, the last one marked as a write's end ([`WRITE_END`]); not yet durable
+    /// ([`Index::sync`]). An empty node list leaves zeros (a benchmark measuring writes
+    /// without a tree; the ledger always gives the nodes).
     pub fn write<'a>(
         &self,
         first: u64,
@@ -86,7 +106,15 @@ impl Index {
     ) -> StoreResult<()> {
         let start = self.place(first)?;
         let mut buf = Vec::new();
+        let mut last_mark = None;
         for (seq, (at, nodes)) in (first..).zip(records) {
+            if at.len.to_be_bytes()[0] & WRITE_END != 0 {
+                return Err(StoreError::Backend(format!(
+                    "event {seq}: a record of {} bytes is too large",
+                    at.len
+                )));
+            }
+            last_mark = Some(buf.len() + 8);
             buf.extend_from_slice(&locator_value(at));
             if nodes.is_empty() {
                 buf.resize(buf.len() + 32 * node_count(seq), 0);
@@ -96,6 +124,9 @@ impl Index {
             for n in nodes {
                 buf.extend_from_slice(n);
             }
+        }
+        if let Some(mark) = last_mark {
+            buf[mark] |= WRITE_END;
         }
         self.file.write_all_at(&buf, start).map_err(io_error)
     }
@@ -153,17 +184,39 @@ impl Index {
         Ok(self.file.metadata()?.len() >= end)
     }
 
-    /// Cuts what follows the records of events `1..=n` (written, never acknowledged).
-    pub fn cut(&self, n: u64) -> StoreResult<()> {
+    /// How many events' records the file holds whole.
+    pub fn records(&self) -> StoreResult<u64> {
+        let len = self.file.metadata()?.len();
+        // The largest n whose records end within the file (end_of grows with n).
+        let (mut lo, mut hi) = (0u64, len / LOCATOR + 1);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if end_of(mid).is_some_and(|end| end <= len) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Cuts what follows the records of events `1..=n` (written, never acknowledged);
+    /// `tail` says whether the cut bytes are kept aside first.
+    pub fn cut(&self, n: u64, tail: Tail) -> StoreResult<()> {
         let end = end_of(n).ok_or_else(|| self.unplaceable(n))?;
-        cut_file(&self.file, &self.path, end)
+        cut_file(&self.file, &self.path, end, tail)
     }
 
     /// Where event `seq`'s record is in the segment file.
     pub fn locator(&self, seq: u64) -> StoreResult<Locator> {
+        self.entry(seq).map(|(at, _)| at)
+    }
+
+    /// Where event `seq`'s record is in the segment file, and whether it ended a write.
+    pub fn entry(&self, seq: u64) -> StoreResult<(Locator, bool)> {
         let mut buf = [0u8; LOCATOR as usize];
         self.read_exact(seq, &mut buf, self.place(seq)?)?;
-        parse_locator(&buf).ok_or_else(|| self.unplaceable(seq))
+        parse_record(&buf).ok_or_else(|| self.unplaceable(seq))
     }
 
     /// The locators of events `from..=to`, read in one go into `out` (cleared first);
@@ -185,9 +238,9 @@ impl Index {
         self.read_exact(from, buf, start)?;
         let mut at = 0usize;
         for seq in from..=to {
-            let loc = buf
+            let (loc, _) = buf
                 .get(at..at + LOCATOR as usize)
-                .and_then(parse_locator)
+                .and_then(parse_record)
                 .ok_or_else(|| self.unplaceable(seq))?;
             out.push(loc);
             at += record_len(seq) as usize;
@@ -344,7 +397,7 @@ mod tests {
         // Past the end: named, not a panic; the cut keeps exactly events 1..=n.
         let err = index.locator(21).expect_err("past the end").to_string();
         assert!(err.contains("event 21") && err.contains("a.index"), "{err}");
-        index.cut(7).expect("cut");
+        index.cut(7, Tail::Drop).expect("cut");
         assert!(index.covers(7).expect("len") && !index.covers(8).expect("len"));
         assert!(index.nodes(8).is_err());
         assert_eq!(index.locator(7).expect("locator"), at(7));

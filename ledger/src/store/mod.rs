@@ -1,13 +1,16 @@
-//! Storage behind a narrow trait: events by sequence number (in sled, their bodies in an
-//! append-only file per app, [`segment`]), the per-record version index,
+//! Storage behind a narrow trait: events by sequence number (for sled, their bodies in an
+//! append-only file per app, [`segment`], placed by an index file, [`index`]), the
+//! per-record version index,
 //! the idempotency index, marks for schema and key events, each app's Merkle tree nodes
 //! (written with the events) and its signed checkpoints. Backends: [`SledStore`]
 //! (the embedded default) and [`MemoryStore`] (tests). Both lay keys out as [`layout`]
 //! says, so what one stores the other would read the same way.
 //!
 //! A [`Store::write`] is atomic per app and visible at once but not yet durable;
-//! [`Store::sync`] makes everything written so far durable. The ledger acknowledges an
-//! append only after a `sync` that began after its `write`.
+//! [`Store::sync`] makes everything written so far durable, [`Store::sync_appends`] at
+//! least the events (a store may restore its other entries from them at open). The
+//! ledger acknowledges an append only after a `sync_appends` that began after its
+//! `write`.
 
 pub mod index;
 pub mod layout;
@@ -36,6 +39,28 @@ pub struct EventWrite {
     /// The Merkle tree nodes this event completes, level 0 (its leaf hash) first:
     /// `trailing_zeros(seq) + 1` hashes ([`crate::merkle::StoredTree`]).
     pub tree_nodes: Vec<[u8; 32]>,
+}
+
+impl EventWrite {
+    /// The write of a stored event (`bytes`, its encoding) with the index entries its kind,
+    /// subject and idempotency key imply, as the ledger wrote them.
+    pub fn of(e: &crate::Event, bytes: Vec<u8>, tree_nodes: Vec<[u8; 32]>) -> Self {
+        let version = match &e.subject {
+            Some(s) if e.kind.in_version_index() => {
+                Some((s.class.clone(), s.object_id.clone(), e.kind.code()))
+            }
+            _ => None,
+        };
+        EventWrite {
+            seq: e.seq,
+            bytes,
+            version,
+            sets_state: e.kind.sets_state(e.seq),
+            idempotency_key: e.idempotency_key.clone(),
+            mark: e.kind.mark(),
+            tree_nodes,
+        }
+    }
 }
 
 /// Whether a record is live or deleted, and since which event.
@@ -165,10 +190,17 @@ pub trait Store: Send + Sync + 'static {
     fn head_record(&self, app: &str) -> StoreResult<Option<(u64, [u8; 32])>>;
     /// Sequence numbers of the events with a mark, in order.
     fn marked(&self, app: &str, mark: Mark) -> StoreResult<Vec<u64>>;
-    /// Writes batches (each atomic); visible at once, durable after the next `sync`.
+    /// Writes batches (each atomic); visible at once, durable after the next `sync` (the
+    /// events: after the next `sync_appends`).
     fn write(&self, batches: &[AppBatch]) -> StoreResult<()>;
     /// Makes every completed `write` durable.
     fn sync(&self) -> StoreResult<()>;
+    /// Makes the events of every completed `write` durable: what acknowledging them
+    /// needs. A store may defer the rest if it can restore it from the events when it
+    /// opens ([`SledStore`] rolls its record indexes forward from its index file).
+    fn sync_appends(&self) -> StoreResult<()> {
+        self.sync()
+    }
     /// The room left on the store's file system and whether it is writable, for the
     /// ledger to refuse writes before the disk fills; `None` for a store with no disk.
     fn space(&self) -> StoreResult<Option<Space>> {

@@ -89,8 +89,13 @@ impl Segment {
 
     /// Cuts the file to its end: what follows the last record the index refers to was
     /// never acknowledged. Call only when the index is consistent with its head.
-    pub fn cut_tail(&self) -> StoreResult<()> {
-        cut_file(&self.file, &self.path, self.end.load(Ordering::Acquire))
+    pub fn cut_tail(&self, tail: Tail) -> StoreResult<()> {
+        cut_file(
+            &self.file,
+            &self.path,
+            self.end.load(Ordering::Acquire),
+            tail,
+        )
     }
 
     /// The file.
@@ -224,21 +229,64 @@ pub(super) fn open_file(path: &Path, read_only: bool) -> StoreResult<File> {
     Ok(file)
 }
 
+/// What becomes of the bytes a cut takes off a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tail {
+    /// Copied first into `<file>.cut-at-<offset>` beside it (`-2`, `-3`… if that name is
+    /// taken), fsynced: what an open
+    /// cuts after a crash (a write never acknowledged, or damaged) stays for inspection.
+    KeepAside,
+    /// Dropped: the records of a write that just failed, its requests answered "not
+    /// recorded" (a full disk could not hold a copy anyway).
+    Drop,
+}
+
 /// Cuts one of the store's own files to `end` bytes if it is longer (what follows was
 /// written by a write never acknowledged), and syncs it.
-pub(super) fn cut_file(file: &File, path: &Path, end: u64) -> StoreResult<()> {
+pub(super) fn cut_file(file: &File, path: &Path, end: u64, tail: Tail) -> StoreResult<()> {
     let len = file.metadata()?.len();
     if len > end {
-        tracing::info!(
+        let aside = match tail {
+            Tail::KeepAside => Some(keep_aside(file, path, end)?),
+            Tail::Drop => None,
+        };
+        tracing::warn!(
             file = %path.display(),
             from = len,
             to = end,
+            kept_in = %aside.as_ref().map_or("(not kept)".into(), |p| p.display().to_string()),
             "cutting records past the head (a write never acknowledged)"
         );
         file.set_len(end).map_err(io_error)?;
         file.sync_all().map_err(io_error)?;
     }
     Ok(())
+}
+
+/// Copies the bytes of `file` from `from` on into a new file beside it, made durable.
+fn keep_aside(file: &File, path: &Path, from: u64) -> StoreResult<PathBuf> {
+    use std::io::{Seek, SeekFrom};
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (mut n, mut aside) = (1, path.with_file_name(format!("{name}.cut-at-{from}")));
+    while aside.exists() {
+        n += 1;
+        aside = path.with_file_name(format!("{name}.cut-at-{from}-{n}"));
+    }
+    let mut src = file.try_clone()?;
+    src.seek(SeekFrom::Start(from))?;
+    let mut dest = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .open(&aside)?;
+    std::io::copy(&mut src, &mut dest)?;
+    dest.sync_all().map_err(io_error)?;
+    if let Some(parent) = aside.parent() {
+        File::open(parent)?.sync_all().map_err(io_error)?;
+    }
+    Ok(aside)
 }
 
 thread_local! {

@@ -1,9 +1,13 @@
-//! The embedded store: sled 0.34, one tree per app for the record indexes and the head,
-//! made durable by `flush` plus an fsync of sled's data file; event bodies in one
-//! append-only file per app ([`super::segment`]) and, for each event, where its body is and
-//! the Merkle tree nodes it completes in a second file placed by sequence number
-//! ([`super::index`]). Both files are fdatasync'd before sled's batch that moves the head
-//! past their new records, so an append costs sled only its record indexes.
+//! The embedded store: sled 0.34, one tree per app for the record indexes and the head;
+//! event bodies in one append-only file per app ([`super::segment`]) and, for each event,
+//! where its body is and the Merkle tree nodes it completes in a second file placed by
+//! sequence number ([`super::index`]). Both files are fdatasync'd in every `write`, before
+//! sled's batch that moves the head past their new records: an acknowledged event is on
+//! disk in them. sled is made durable (`flush` plus an fsync of its data file) at most a
+//! second later ([`Store::sync_appends`]), and in full by [`Store::sync`]; after a crash,
+//! its entries for events the files hold past its head are rolled forward at open, each
+//! event read back and checked first. So an append costs sled only its record indexes,
+//! and a group waits for two fdatasyncs, not three flushes.
 //!
 //! A store written before index files (each event's body, or where it is, in sled's `E`
 //! entry, its tree nodes in `N` entries) is migrated when it opens: the events are moved
@@ -26,11 +30,14 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::index::{self, Index};
 use super::layout::{self, event_key, index_entries, version_prefix, EVENT};
-use super::segment::{self, Locator, Reader, Segment};
+use super::segment::{self, Locator, Reader, Segment, Tail};
+use super::EventWrite;
 use super::{
     AppBatch, LendEvent, Mark, RawEvents, RecordState, Space, Store, StoreError, StoreResult,
     TreeNodes,
 };
+use crate::canonical::GENESIS_PREV_HASH;
+use crate::merkle::{Blake3, Frontier};
 
 /// Cache sled may use, in bytes: bounds the server's memory (SPEC §8, ≤ 300 MB RSS).
 const CACHE_BYTES: u64 = 128 * 1024 * 1024;
@@ -43,6 +50,12 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 const SCAN_CHUNK: u64 = 1024;
 /// Events a scan copies out at once (each as its own buffer, held until taken).
 const SCAN_COPIES: u64 = 256;
+
+/// How often the acknowledgement path ([`Store::sync_appends`]) also makes sled durable.
+/// Acknowledgements rest on the segment and index files alone; sled's entries for events
+/// it lost are rolled forward from those files at open, so this bounds that work (about
+/// a second of appends), not what an acknowledgement guarantees.
+const SLED_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A sled database in a directory.
 #[derive(Debug)]
@@ -61,6 +74,10 @@ pub struct SledStore {
     failed_append: Mutex<Option<(std::io::ErrorKind, String)>>,
     /// Opened for reading only: no migration, no cut, no new files.
     read_only: bool,
+    /// [`SledStore::fail_next_batch`] was called.
+    fail_next_batch: std::sync::atomic::AtomicBool,
+    /// When sled was last made durable ([`Store::sync`]).
+    sled_synced: Mutex<std::time::Instant>,
 }
 
 /// An app's files.
@@ -153,14 +170,33 @@ impl SledStore {
             files: RwLock::new(HashMap::new()),
             failed_append: Mutex::new(None),
             read_only,
+            fail_next_batch: std::sync::atomic::AtomicBool::new(false),
+            sled_synced: Mutex::new(std::time::Instant::now()),
         };
-        for name in store.db.tree_names() {
-            if let Some(app) = std::str::from_utf8(&name)
-                .ok()
-                .and_then(|n| n.strip_prefix("app:"))
-            {
-                store.open_app(app)?;
+        let mut apps: std::collections::BTreeSet<String> = store
+            .db
+            .tree_names()
+            .iter()
+            .filter_map(|name| std::str::from_utf8(name).ok()?.strip_prefix("app:"))
+            .map(str::to_string)
+            .collect();
+        // An app whose first events sled lost (a crash before its first sync) still has
+        // its files: its tree is made again and rolled forward from them.
+        if !read_only {
+            if let Ok(entries) = std::fs::read_dir(segment::dir(dir)) {
+                for entry in entries {
+                    let name = entry?.file_name();
+                    if let Some(app) = name.to_str().and_then(|n| n.strip_suffix(".index")) {
+                        if segment::is_file_stem(app) && !apps.contains(app) {
+                            store.open_tree(app)?;
+                            apps.insert(app.to_string());
+                        }
+                    }
+                }
             }
+        }
+        for app in &apps {
+            store.open_app(app)?;
         }
         Ok(store)
     }
@@ -199,6 +235,23 @@ impl SledStore {
             }
         }
         let index = Index::open(index_path, self.read_only)?;
+        let seg = Segment::open(seg_path, 0, self.read_only)?;
+        let head = match self.read_only {
+            false => self.roll_forward(app, &t, &index, &seg)?,
+            true => {
+                if let Some((h, _)) = self.head_record(app)? {
+                    if index.records().is_ok_and(|placed| placed > h) {
+                        tracing::warn!(
+                            app,
+                            head = h,
+                            "the files hold events past the head sled recorded (the store was not closed cleanly): \
+                             read-only, they are not shown; opening the store to write (the server) restores them"
+                        );
+                    }
+                }
+                head
+            }
+        };
         // Where the head event's record ends is where the next write goes.
         let last = match head {
             0 => None,
@@ -210,7 +263,7 @@ impl SledStore {
                 Err(e) => return Err(e),
             },
         };
-        let seg = Segment::open(seg_path, last.map_or(0, Locator::end), self.read_only)?;
+        seg.publish(last.map_or(0, Locator::end));
         // Only a store whose head event's record reads back as that event may lose a tail:
         // otherwise the verifier must see everything as it is.
         let consistent = match last {
@@ -222,13 +275,111 @@ impl SledStore {
                 .is_some_and(|e| e.seq == head && e.app == app),
         };
         if consistent && !self.read_only {
-            seg.cut_tail()?;
+            seg.cut_tail(Tail::KeepAside)?;
             // A tree may run ahead of the events only where a benchmark built one alone.
             let tree = self.tree_size(app)?.unwrap_or(0);
-            index.cut(head.max(tree))?;
+            index.cut(head.max(tree), Tail::KeepAside)?;
         }
         self.register(app, seg, Some(index), head, false);
         Ok(())
+    }
+
+    /// Restores sled's entries for the events the segment and index files hold past sled's
+    /// head: sled is made durable only now and then ([`SLED_SYNC_EVERY`]), so after a
+    /// crash its head may be behind events already acknowledged (their files were
+    /// fdatasync'd first). Whole writes only, each ending at a record marked as a write's
+    /// end ([`index::WRITE_END`]); each event is read back and checked (its place in the
+    /// files, its number, its link to the one before, its hash and payload digest) and its
+    /// tree nodes computed again. Only the last write can be torn or damaged without a
+    /// fault (the next write starts after its files are fdatasync'd): it is dropped whole,
+    /// and the open cuts it off, keeping the bytes aside. A bad event in an earlier write
+    /// is damage to acknowledged events: the open fails, naming it, and cuts nothing (the
+    /// whole writes before it may have been restored). An I/O error fails the open too.
+    /// Returns the new head.
+    fn roll_forward(
+        &self,
+        app: &str,
+        t: &sled::Tree,
+        index: &Index,
+        seg: &Segment,
+    ) -> StoreResult<u64> {
+        // No head record: perhaps a first write whose batch never reached sled's disk.
+        let (head, hash) = self.head_record(app)?.unwrap_or((0, GENESIS_PREV_HASH));
+        if self.tree_size(app)?.unwrap_or(0) != head {
+            // A tree still being built from older events: nothing was appended past it.
+            return Ok(head);
+        }
+        let placed = index.records()?;
+        let mut ends = Vec::new();
+        for seq in head.saturating_add(1)..=placed {
+            if index.entry(seq)?.1 {
+                ends.push(seq);
+            }
+        }
+        let Some(&last_end) = ends.last() else {
+            return Ok(head);
+        };
+        // The first event of the last write.
+        let last_write = ends.len().checked_sub(2).map_or(head + 1, |i| ends[i] + 1);
+        let tree_error = |e: crate::merkle::TreeError| {
+            StoreError::Corrupt(format!("app {app}: rolling the tree forward: {e}"))
+        };
+        let mut frontier = Frontier::load(&IndexNodes(index), head).map_err(tree_error)?;
+        let mut seg_end = match head {
+            0 => 0,
+            h => index.locator(h)?.end(),
+        };
+        let mut at_hash = hash;
+        let mut rolled = head;
+        let mut writes: Vec<EventWrite> = Vec::new();
+        // The end of the last whole write read: its seq, hash and place in `writes`.
+        let mut whole = (head, hash, 0usize);
+        for seq in head + 1..=last_end {
+            let (e, at) = match next_written(app, index, seg, seq, seg_end, &at_hash)? {
+                Ok(found) => found,
+                Err(why) if seq >= last_write => {
+                    tracing::warn!(
+                        app,
+                        event = seq,
+                        why = %why,
+                        "the last write past sled's head is not whole (torn by a crash, never acknowledged): it is not restored"
+                    );
+                    break;
+                }
+                Err(why) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "app {app}: event {seq}, held by the store's files past sled's head and followed by a later write, is damaged ({why}); \
+                         it was acknowledged, so the store is left as it is (`ledger-replay verify` reads it)"
+                    )));
+                }
+            };
+            let nodes = frontier.push::<Blake3>(&e.hash);
+            writes.push(EventWrite::of(&e, Vec::new(), nodes));
+            (at_hash, seg_end) = (e.hash, at.end());
+            if ends.binary_search(&seq).is_ok() {
+                whole = (seq, e.hash, writes.len());
+                if writes.len() >= MIGRATION_BATCH {
+                    restore(t, index, &mut writes, seq, &e.hash)?;
+                    (rolled, whole.2) = (seq, 0);
+                }
+            }
+        }
+        // sled's batches end at write ends: a whole write restored, or none of it.
+        writes.truncate(whole.2);
+        if whole.0 > rolled {
+            restore(t, index, &mut writes, whole.0, &whole.1)?;
+            rolled = whole.0;
+        }
+        if rolled > head {
+            tracing::info!(
+                app,
+                from = head + 1,
+                to = rolled,
+                "restored sled's entries for events the files hold past its head"
+            );
+            self.sync()?;
+        }
+        Ok(rolled)
     }
 
     /// Opens, read-only, an app of a store written before index files: its `E` entries
@@ -359,7 +510,8 @@ impl SledStore {
                 let _w = seg.lock();
                 if !cut {
                     seg.publish(seg_end);
-                    seg.cut_tail()?;
+                    // Copies of bodies still in sled.
+                    seg.cut_tail(Tail::Drop)?;
                     cut = true;
                 }
                 let (at, end) = seg.append(bodies.iter().map(|(_, b)| *b))?;
@@ -418,9 +570,9 @@ impl SledStore {
         }
         // A new app: anything in files left by a first write that failed is not counted.
         let seg = Segment::open(segment::path(&self.path, app), 0, false)?;
-        seg.cut_tail()?;
+        seg.cut_tail(Tail::KeepAside)?;
         let index = Index::open(index::path(&self.path, app), false)?;
-        index.cut(0)?;
+        index.cut(0, Tail::KeepAside)?;
         let files = AppFiles::new(seg, Some(index), 0, false);
         all.insert(app.to_string(), files.clone());
         Ok(Some(files))
@@ -670,6 +822,78 @@ impl SledStore {
         Ok(())
     }
 
+    /// After a failed segment or index write, every later write and sync is refused until
+    /// the store is opened again (the files may hold pages a failed fdatasync dropped).
+    fn check_failed(&self) -> StoreResult<()> {
+        match self
+            .failed_append
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            Some((kind, why)) => Err(StoreError::Io(std::io::Error::new(kind, why))),
+            None => Ok(()),
+        }
+    }
+
+    /// One app's batch: its segment records, then its index records, both fdatasync'd,
+    /// then sled's batch (record indexes, head, tree size). Returns where the segment's
+    /// records end. On an error the caller cuts both files back.
+    fn write_files(
+        &self,
+        t: &sled::Tree,
+        files: &AppFiles,
+        index: &Index,
+        b: &AppBatch,
+    ) -> StoreResult<u64> {
+        let first = b.events.first().map_or(0, |w| w.seq);
+        let in_file = |path: &Path| {
+            let path = path.display().to_string();
+            move |e: StoreError| match e {
+                StoreError::Io(io) => StoreError::Io(std::io::Error::new(
+                    io.kind(),
+                    format!("writing {path} failed: {io}"),
+                )),
+                other => StoreError::Backend(format!("writing {path} failed: {other}")),
+            }
+        };
+        let (at, end) = files
+            .seg
+            .append(b.events.iter().map(|w| w.bytes.as_slice()))
+            .map_err(in_file(files.seg.path()))?;
+        index
+            .write(
+                first,
+                at.into_iter()
+                    .zip(b.events.iter().map(|w| w.tree_nodes.as_slice())),
+            )
+            .map_err(in_file(index.path()))?;
+        files.seg.sync().map_err(in_file(files.seg.path()))?;
+        index.sync().map_err(in_file(index.path()))?;
+        if self.fail_next_batch.swap(false, Ordering::AcqRel) {
+            return Err(StoreError::Backend(
+                "sled's batch failed (a fault injected by a test)".into(),
+            ));
+        }
+        let mut batch = sled::Batch::default();
+        for w in &b.events {
+            for (k, v) in index_entries(w) {
+                batch.insert(k, v);
+            }
+        }
+        batch.insert(layout::HEAD, layout::head_value(b.head.0, &b.head.1));
+        batch.insert(layout::TREE_SIZE, &b.head.0.to_be_bytes());
+        t.apply_batch(batch).map_err(backend)?;
+        Ok(end)
+    }
+
+    /// Makes the next write fail after its files are synced, where sled's batch would be
+    /// applied: for tests of what a failed write leaves.
+    #[doc(hidden)]
+    pub fn fail_next_batch(&self) {
+        self.fail_next_batch.store(true, Ordering::Release);
+    }
+
     /// Replaces the tree nodes stored for event `seq` behind the ledger. For tamper tests.
     #[doc(hidden)]
     pub fn tamper_tree_nodes(
@@ -686,6 +910,103 @@ impl SledStore {
         change(&mut nodes);
         index.write_nodes(&[(seq, nodes)])?;
         index.sync()
+    }
+}
+
+/// Event `seq` as the files hold it, if it is whole: its index record places it where the
+/// event before ends (`seg_end`), and it reads back as that event of `app`, linked to
+/// `prev` (the hash of the event before), with its own hash and payload digest. `Ok(Err)`
+/// says why not; an I/O error is `Err`.
+fn next_written(
+    app: &str,
+    index: &Index,
+    seg: &Segment,
+    seq: u64,
+    seg_end: u64,
+    prev: &[u8; 32],
+) -> StoreResult<Result<(crate::Event, Locator), String>> {
+    let data = |r: StoreError| match r {
+        StoreError::Io(e) => Err(StoreError::Io(e)),
+        other => Ok(other.to_string()),
+    };
+    let at = match index.locator(seq) {
+        Ok(at) => at,
+        Err(e) => return data(e).map(Err),
+    };
+    if at.offset != seg_end {
+        return Ok(Err(format!(
+            "its record is placed at byte {}, not after the event before (byte {seg_end})",
+            at.offset
+        )));
+    }
+    let bytes = match seg.read(seq, at) {
+        Ok(bytes) => bytes,
+        Err(e) => return data(e).map(Err),
+    };
+    let e = match crate::codec::decode(&bytes) {
+        Ok(e) => e,
+        Err(e) => return Ok(Err(format!("it does not decode: {e}"))),
+    };
+    let digest_ok = e
+        .payload
+        .as_deref()
+        .is_none_or(|p| crate::canonical::payload_digest(p) == e.payload_digest);
+    let why = if e.app != app || e.seq != seq {
+        "it is another event"
+    } else if e.prev_hash != *prev {
+        "it does not link to the event before"
+    } else if !digest_ok {
+        "its payload does not match its digest"
+    } else if crate::canonical::event_hash(&e) != e.hash {
+        "its hash does not match its bytes"
+    } else {
+        return Ok(Ok((e, at)));
+    };
+    Ok(Err(why.to_string()))
+}
+
+/// Writes rolled-forward events' entries to sled (and their recomputed tree nodes to the
+/// index file) in one batch, with the head and tree size after them.
+fn restore(
+    t: &sled::Tree,
+    index: &Index,
+    writes: &mut Vec<EventWrite>,
+    head: u64,
+    hash: &[u8; 32],
+) -> StoreResult<()> {
+    let nodes: Vec<(u64, Vec<[u8; 32]>)> = writes
+        .iter_mut()
+        .map(|w| (w.seq, std::mem::take(&mut w.tree_nodes)))
+        .collect();
+    index.write_nodes(&nodes)?;
+    index.sync()?;
+    let mut batch = sled::Batch::default();
+    for w in writes.drain(..) {
+        for (k, v) in index_entries(&w) {
+            batch.insert(k, v);
+        }
+    }
+    batch.insert(layout::HEAD, layout::head_value(head, hash));
+    batch.insert(layout::TREE_SIZE, &head.to_be_bytes());
+    t.apply_batch(batch).map_err(backend)
+}
+
+/// An app's tree nodes read from its index file: the frontier a roll forward starts from.
+struct IndexNodes<'a>(&'a Index);
+
+impl crate::merkle::NodeSource for IndexNodes<'_> {
+    fn complete(&self, level: u32, index: u64) -> Result<[u8; 32], crate::merkle::TreeError> {
+        let missing = crate::merkle::TreeError::MissingNode { level, index };
+        let seq = 1u64
+            .checked_shl(level)
+            .and_then(|width| index.checked_add(1)?.checked_mul(width))
+            .ok_or(crate::merkle::TreeError::MissingNode { level, index })?;
+        let nodes = self.0.nodes(seq)?;
+        usize::try_from(level)
+            .ok()
+            .and_then(|l| nodes.get(l))
+            .copied()
+            .ok_or(missing)
     }
 }
 
@@ -881,6 +1202,7 @@ impl Store for SledStore {
     }
 
     fn write(&self, batches: &[AppBatch]) -> StoreResult<()> {
+        self.check_failed()?;
         for b in batches {
             let Some(first) = b.events.first().map(|w| w.seq) else {
                 continue;
@@ -904,40 +1226,31 @@ impl Store for SledStore {
                 )));
             }
             // Bodies and index records durable first (both written, then both synced);
-            // then the head that counts them.
-            let failed = |e: &StoreError, path: &Path| {
-                let kind = match e {
-                    StoreError::Io(io) => io.kind(),
-                    _ => std::io::ErrorKind::Other,
+            // then the head that counts them. A failure on the way cuts both files back,
+            // so that no later open rolls forward a write answered "not recorded".
+            let end = match self.write_files(&t, &files, index, b) {
+                Ok(end) => end,
+                Err(e) => {
+                    let undone = files
+                        .seg
+                        .cut_tail(Tail::Drop)
+                        .and_then(|()| index.cut(counted, Tail::Drop));
+                    let why = match undone {
+                    Ok(()) => format!("app {}: {e}", b.app),
+                    Err(cut) => format!(
+                        "app {}: {e}; cutting its records back failed too ({cut}), so the store's next open may restore them: retry with the same idempotency key",
+                        b.app
+                    ),
                 };
-                let why = format!("writing {} failed: {e}", path.display());
-                *self.failed_append.lock().unwrap_or_else(|p| p.into_inner()) = Some((kind, why));
-            };
-            let (at, end) = files
-                .seg
-                .append(b.events.iter().map(|w| w.bytes.as_slice()))
-                .inspect_err(|e| failed(e, files.seg.path()))?;
-            index
-                .write(
-                    first,
-                    at.into_iter()
-                        .zip(b.events.iter().map(|w| w.tree_nodes.as_slice())),
-                )
-                .inspect_err(|e| failed(e, index.path()))?;
-            files
-                .seg
-                .sync()
-                .inspect_err(|e| failed(e, files.seg.path()))?;
-            index.sync().inspect_err(|e| failed(e, index.path()))?;
-            let mut batch = sled::Batch::default();
-            for w in &b.events {
-                for (k, v) in index_entries(w) {
-                    batch.insert(k, v);
+                    let kind = match &e {
+                        StoreError::Io(io) => io.kind(),
+                        _ => std::io::ErrorKind::Other,
+                    };
+                    *self.failed_append.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((kind, why.clone()));
+                    return Err(StoreError::Io(std::io::Error::new(kind, why)));
                 }
-            }
-            batch.insert(layout::HEAD, layout::head_value(b.head.0, &b.head.1));
-            batch.insert(layout::TREE_SIZE, &b.head.0.to_be_bytes());
-            t.apply_batch(batch).map_err(backend)?;
+            };
             files.seg.publish(end);
             files
                 .events
@@ -947,19 +1260,30 @@ impl Store for SledStore {
     }
 
     fn sync(&self) -> StoreResult<()> {
-        if let Some((kind, why)) = self
-            .failed_append
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
-            return Err(StoreError::Io(std::io::Error::new(kind, why)));
-        }
+        self.check_failed()?;
+        let started = std::time::Instant::now();
         self.db.flush().map_err(backend)?;
         // Blobs first: the log in `db` points at them.
         self.sync_blobs()?;
         let f = self.data_file.lock().unwrap_or_else(|p| p.into_inner());
         f.sync_all()?;
+        *self.sled_synced.lock().unwrap_or_else(|p| p.into_inner()) = started;
+        Ok(())
+    }
+
+    fn sync_appends(&self) -> StoreResult<()> {
+        self.check_failed()?;
+        // The events are durable already (`write` fdatasyncs their files before sled's
+        // batch); sled itself now and then, its entries restorable from them at open.
+        let due = self
+            .sled_synced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+            >= SLED_SYNC_EVERY;
+        if due {
+            self.sync()?;
+        }
         Ok(())
     }
 

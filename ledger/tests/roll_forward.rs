@@ -1,0 +1,397 @@
+//! sled made durable lazily, rolled forward at open from the segment and index files: a
+//! store whose sled files are put back as they were some appends earlier (what a power
+//! loss before sled's next sync leaves) gets every acknowledged event back with its record
+//! indexes; only whole writes are restored; a torn last write is cut and kept aside;
+//! damage to an earlier write fails the open; a failed write is cut back and never
+//! restored.
+
+mod common;
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::*;
+use ledger::store::index::{self, Index};
+use ledger::store::{segment, SledStore};
+use ledger::{
+    CheckpointConfig, Command, FileKeyStore, Ledger, LedgerConfig, SystemClock, VerifyMode,
+    VerifyPolicy,
+};
+
+fn filled(dir: &Path, creates: usize) {
+    let l = Ledger::open_dir(dir).expect("open");
+    l.ensure_builtin_apps().expect("apps");
+    let u = user(&l, "gxp", "mgr");
+    for _ in 0..creates {
+        create(&l, "gxp", "ValidationLog", validation_log(&u)).expect("create");
+    }
+}
+
+fn verifies(l: &Ledger) {
+    for app in l.apps() {
+        let r = l
+            .verify(&app, VerifyMode::Full, VerifyPolicy::default())
+            .expect("verify");
+        assert!(r.ok(), "{app}: {:?}", r.failure);
+    }
+}
+
+/// Copies sled's own files of a store (everything but the segment and index files).
+fn copy_sled(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name();
+        if name == "events" {
+            continue;
+        }
+        let dest = to.join(&name);
+        if entry.file_type().expect("type").is_dir() {
+            copy_sled(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).expect("copy");
+        }
+    }
+}
+
+/// Puts back sled's files as they were saved in `saved`: what a power loss before sled's
+/// next sync leaves (its files behind the segment and index files, which were fdatasync'd
+/// before each acknowledgement).
+fn restore_sled(store: &Path, saved: &Path) {
+    for entry in std::fs::read_dir(store).expect("read dir") {
+        let entry = entry.expect("entry");
+        if entry.file_name() == "events" {
+            continue;
+        }
+        if entry.file_type().expect("type").is_dir() {
+            std::fs::remove_dir_all(entry.path()).expect("remove");
+        } else {
+            std::fs::remove_file(entry.path()).expect("remove");
+        }
+    }
+    copy_sled(saved, store);
+}
+
+/// Appends what the roll forward must restore in sled: a user, a record created with an
+/// idempotency key, an update, a deletion. Returns (the keyed record's id, the deleted
+/// record's id, the keyed create's seq).
+fn later_writes(l: &Ledger) -> (String, String, u64) {
+    let u = user(l, "gxp", "later");
+    let mut keyed = req(
+        "gxp",
+        Command::CreateRecord {
+            class: "ValidationLog".into(),
+            object_id: None,
+            fields: obj(validation_log(&u)),
+        },
+    );
+    keyed.idempotency_key = Some("roll-forward-1".into());
+    let a = l.append(keyed).expect("create");
+    let id = a.event.subject.expect("subject").object_id;
+    let gone = create(l, "gxp", "ValidationLog", validation_log(&u))
+        .expect("create")
+        .event
+        .subject
+        .expect("subject")
+        .object_id;
+    l.append(req(
+        "gxp",
+        Command::UpdateRecord {
+            class: "ValidationLog".into(),
+            object_id: id.clone(),
+            set: obj(serde_json::json!({"result": "fail"})),
+            unset: Vec::new(),
+        },
+    ))
+    .expect("update");
+    l.append(req(
+        "gxp",
+        Command::DeleteRecord {
+            class: "ValidationLog".into(),
+            object_id: gone.clone(),
+        },
+    ))
+    .expect("delete");
+    (id, gone, a.event.seq)
+}
+
+#[test]
+fn sled_behind_its_files_is_rolled_forward_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled(dir.path(), 4);
+    let store = dir.path().join("store");
+    let saved = dir.path().join("saved-sled");
+    copy_sled(&store, &saved);
+    let (heads, (id, gone, keyed_seq)) = {
+        let l = Ledger::open_dir(dir.path()).expect("reopen");
+        let ids = later_writes(&l);
+        let heads: Vec<_> = l
+            .apps()
+            .into_iter()
+            .map(|a| {
+                let h = l.head(&a).expect("head");
+                (a, h)
+            })
+            .collect();
+        (heads, ids)
+    };
+    restore_sled(&store, &saved);
+    let l = Ledger::open_dir(dir.path()).expect("open rolls forward");
+    for (app, head) in &heads {
+        assert_eq!(l.head(app).as_ref(), Some(head), "{app}");
+    }
+    verifies(&l);
+    // The record indexes are back: the idempotency key, the versions, the deletion.
+    let mut again = req(
+        "gxp",
+        Command::CreateRecord {
+            class: "ValidationLog".into(),
+            object_id: None,
+            fields: obj(validation_log(&id)),
+        },
+    );
+    again.idempotency_key = Some("roll-forward-1".into());
+    let dup = l.append(again).expect("repeat");
+    assert!(dup.duplicate && dup.event.seq == keyed_seq);
+    assert_eq!(
+        l.versions("gxp", "ValidationLog", &id)
+            .expect("versions")
+            .len(),
+        2
+    );
+    let refused = l.append(req(
+        "gxp",
+        Command::DeleteRecord {
+            class: "ValidationLog".into(),
+            object_id: gone,
+        },
+    ));
+    assert!(refused.is_err(), "a deleted record stays deleted");
+    let u = user(&l, "gxp", "after");
+    assert!(!u.is_empty());
+    verifies(&l);
+}
+
+#[test]
+fn a_damaged_record_past_sleds_head_ends_the_roll_and_is_cut() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled(dir.path(), 4);
+    let store = dir.path().join("store");
+    let saved = dir.path().join("saved-sled");
+    copy_sled(&store, &saved);
+    let gxp = {
+        let l = Ledger::open_dir(dir.path()).expect("reopen");
+        later_writes(&l);
+        l.head("gxp").expect("head")
+    };
+    restore_sled(&store, &saved);
+    // The last event's body damaged (a write torn by a power loss): the roll stops before it.
+    let at = Index::open(index::path(&store, "gxp"), true)
+        .and_then(|i| i.locator(gxp.seq))
+        .expect("locator");
+    let seg = std::fs::OpenOptions::new()
+        .write(true)
+        .open(segment::path(&store, "gxp"))
+        .expect("open");
+    seg.write_all_at(&[0xff; 8], at.offset + 20)
+        .expect("damage");
+    drop(seg);
+    let seg_path = segment::path(&store, "gxp");
+    let tail = std::fs::read(&seg_path).expect("read")[at.offset as usize..].to_vec();
+    let l = Ledger::open_dir(dir.path()).expect("open");
+    assert_eq!(l.head("gxp").expect("head").seq, gxp.seq - 1);
+    assert_eq!(
+        std::fs::metadata(&seg_path).expect("segment").len(),
+        at.offset
+    );
+    // What was cut is kept beside the file, byte for byte.
+    let aside = kept_aside(&seg_path);
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(std::fs::read(&aside[0]).expect("read"), tail);
+    assert_eq!(kept_aside(&index::path(&store, "gxp")).len(), 1);
+    verifies(&l);
+    let u = user(&l, "gxp", "after");
+    assert!(!u.is_empty());
+    verifies(&l);
+}
+
+/// The files an open kept aside when it cut `path`.
+fn kept_aside(path: &Path) -> Vec<PathBuf> {
+    let name = path
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let mut found: Vec<PathBuf> = std::fs::read_dir(path.parent().expect("folder"))
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{name}.cut-")))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Clears the end-of-write mark of event `seq`'s index record: as if its write had been
+/// cut short before its last record reached the file.
+fn clear_write_end(store: &Path, app: &str, seq: u64) {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(index::path(store, app))
+        .expect("open");
+    let at = index::position(seq).expect("position") + 8;
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).expect("read");
+    assert_ne!(b[0] & index::WRITE_END, 0, "event {seq} ended a write");
+    f.write_all_at(&[b[0] & !index::WRITE_END], at)
+        .expect("write");
+}
+
+/// Damages event `seq`'s body in the segment file; returns where its record starts.
+fn damage(store: &Path, app: &str, seq: u64) -> u64 {
+    let at = Index::open(index::path(store, app), true)
+        .and_then(|i| i.locator(seq))
+        .expect("locator");
+    let seg = std::fs::OpenOptions::new()
+        .write(true)
+        .open(segment::path(store, app))
+        .expect("open");
+    seg.write_all_at(&[0xff; 8], at.offset + 20)
+        .expect("damage");
+    at.offset
+}
+
+/// A store filled, its sled files saved, then `later_writes` appended: returns the store
+/// folder, the saved sled files and gxp's head after the later writes.
+fn lagging(dir: &Path) -> (PathBuf, PathBuf, ledger::Head) {
+    filled(dir, 4);
+    let store = dir.join("store");
+    let saved = dir.join("saved-sled");
+    copy_sled(&store, &saved);
+    let l = Ledger::open_dir(dir).expect("reopen");
+    later_writes(&l);
+    let head = l.head("gxp").expect("head");
+    (store, saved, head)
+}
+
+#[test]
+fn a_write_whose_end_mark_is_missing_is_not_restored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, saved, gxp) = lagging(dir.path());
+    restore_sled(&store, &saved);
+    // The last write (the deletion) lost its last index record's mark: every byte of its
+    // one event reads back, yet nothing says the write was finished.
+    clear_write_end(&store, "gxp", gxp.seq);
+    let l = Ledger::open_dir(dir.path()).expect("open");
+    assert_eq!(l.head("gxp").expect("head").seq, gxp.seq - 1);
+    verifies(&l);
+}
+
+#[test]
+fn a_torn_write_is_not_restored_in_part() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, saved, gxp) = lagging(dir.path());
+    restore_sled(&store, &saved);
+    // The last two events made one write (the update's mark gone), and the last of them
+    // is damaged: the whole write goes, its first event with it, though it reads back.
+    clear_write_end(&store, "gxp", gxp.seq - 1);
+    let offset = damage(&store, "gxp", gxp.seq - 1 + 1);
+    let first_of_write = Index::open(index::path(&store, "gxp"), true)
+        .and_then(|i| i.locator(gxp.seq - 1))
+        .expect("locator");
+    assert!(first_of_write.offset < offset);
+    let l = Ledger::open_dir(dir.path()).expect("open");
+    assert_eq!(l.head("gxp").expect("head").seq, gxp.seq - 2);
+    assert_eq!(
+        std::fs::metadata(segment::path(&store, "gxp"))
+            .expect("segment")
+            .len(),
+        first_of_write.offset
+    );
+    verifies(&l);
+    assert!(!user(&l, "gxp", "after").is_empty());
+    verifies(&l);
+}
+
+#[test]
+fn damage_to_an_acknowledged_write_past_sleds_head_fails_the_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, saved, gxp) = lagging(dir.path());
+    restore_sled(&store, &saved);
+    // A write followed by another was acknowledged (the next write starts only after its
+    // files are synced): its damage is not a torn write, and nothing is cut.
+    let bad = gxp.seq - 2;
+    damage(&store, "gxp", bad);
+    let seg_len = std::fs::metadata(segment::path(&store, "gxp"))
+        .expect("segment")
+        .len();
+    let err = Ledger::open_dir(dir.path())
+        .err()
+        .expect("the open must fail")
+        .to_string();
+    assert!(err.contains(&format!("event {bad}")), "{err}");
+    assert!(err.contains("damaged"), "{err}");
+    assert_eq!(
+        std::fs::metadata(segment::path(&store, "gxp"))
+            .expect("segment")
+            .len(),
+        seg_len
+    );
+    assert!(kept_aside(&segment::path(&store, "gxp")).is_empty());
+}
+
+#[test]
+fn a_write_whose_sled_batch_failed_is_cut_back_and_never_restored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled(dir.path(), 2);
+    let store_dir = dir.path().join("store");
+    let saved = dir.path().join("saved-sled");
+    copy_sled(&store_dir, &saved);
+    let acked = {
+        let store = Arc::new(SledStore::open(&store_dir).expect("store"));
+        let l = Ledger::open(LedgerConfig {
+            store: store.clone(),
+            keys: Arc::new(FileKeyStore::new(dir.path().join("keys"))),
+            clock: Arc::new(SystemClock),
+            seed: None,
+            max_group: 64,
+            checkpoints: CheckpointConfig::default(),
+            min_free_bytes: 0,
+        })
+        .expect("open");
+        let u = user(&l, "gxp", "later");
+        let acked = l.head("gxp").expect("head");
+        // The files of the next write are synced, then its sled batch fails.
+        store.fail_next_batch();
+        let refused = create(&l, "gxp", "ValidationLog", validation_log(&u));
+        let err = refused.expect_err("not recorded").to_string();
+        assert!(err.contains("sled's batch failed"), "{err}");
+        let at = Index::open(index::path(&store_dir, "gxp"), true)
+            .and_then(|i| i.locator(acked.seq))
+            .expect("locator");
+        assert_eq!(
+            std::fs::metadata(segment::path(&store_dir, "gxp"))
+                .expect("segment")
+                .len(),
+            at.end(),
+            "the failed write's records are cut back before it is answered"
+        );
+        assert_eq!(
+            Index::open(index::path(&store_dir, "gxp"), true)
+                .and_then(|i| i.records())
+                .expect("records"),
+            acked.seq
+        );
+        acked
+    };
+    // Even with sled's files from before every acknowledged append, the open restores
+    // what was acknowledged and nothing of the failed write.
+    restore_sled(&store_dir, &saved);
+    let l = Ledger::open_dir(dir.path()).expect("open");
+    assert_eq!(l.head("gxp"), Some(acked));
+    verifies(&l);
+}

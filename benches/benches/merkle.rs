@@ -114,6 +114,12 @@ impl Store for Switch {
     fn sync_appends(&self) -> StoreResult<()> {
         self.inner.sync_appends()
     }
+    fn writes_durable(&self) -> bool {
+        self.inner.writes_durable()
+    }
+    fn refuses_writes(&self) -> Option<String> {
+        self.inner.refuses_writes()
+    }
     fn tree_size(&self, app: &str) -> StoreResult<Option<u64>> {
         self.inner.tree_size(app)
     }

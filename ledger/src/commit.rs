@@ -1174,6 +1174,8 @@ pub(crate) fn run_writer(
         // One app at a time: each app's batch is atomic, and an app whose batch was
         // written is answered as written even if a later app's batch fails.
         let mut failed_apps: HashMap<String, String> = unencodable.into_iter().collect();
+        // Apps whose write failed with an outcome the store could not settle.
+        let mut unknown_apps: HashSet<String> = HashSet::new();
         for batch in &batches {
             if failed_apps.contains_key(&batch.app) {
                 continue;
@@ -1192,6 +1194,16 @@ pub(crate) fn run_writer(
             if let Err(e) = r {
                 let msg = e.to_string();
                 tracing::error!(app = %batch.app, error = %msg, "write failed; the builder reloads from the store");
+                // Neither recorded nor surely not.
+                if matches!(e, crate::store::StoreError::OutcomeUnknown(_)) {
+                    unknown_apps.insert(batch.app.clone());
+                }
+                // A store that refuses every later write: the ledger refuses them first,
+                // until it is restarted (groups written before stay acknowledged when
+                // the store made them durable as it wrote them).
+                if let Some(why) = shared.store.refuses_writes() {
+                    shared.poisoned.set(&why);
+                }
                 failed_apps.insert(batch.app.clone(), msg);
             }
         }
@@ -1212,16 +1224,17 @@ pub(crate) fn run_writer(
             let mut events: Vec<Option<Event>> =
                 u.group.built.into_iter().map(|b| Some(b.event)).collect();
             for (reply, o) in u.group.replies {
-                let failed = match &o {
-                    Outcome::New(i) => events
-                        .get(*i)
-                        .and_then(Option::as_ref)
-                        .and_then(|e| failed_apps.get(&e.app)),
-                    Outcome::InFlight { app, .. } => failed_apps.get(app),
+                let app = match &o {
+                    Outcome::New(i) => events.get(*i).and_then(Option::as_ref).map(|e| &e.app),
+                    Outcome::InFlight { app, .. } => Some(app),
                     Outcome::Existing(_) => None,
                 };
-                if let Some(msg) = failed {
-                    let _ = reply.send(Err(AppendError::WriteFailed(msg.clone())));
+                if let Some((app, msg)) = app.and_then(|a| Some((a, failed_apps.get(a)?))) {
+                    let _ = reply.send(Err(if unknown_apps.contains(app) {
+                        AppendError::Durability(msg.clone())
+                    } else {
+                        AppendError::WriteFailed(msg.clone())
+                    }));
                     continue;
                 }
                 let answer = match o {
@@ -1262,8 +1275,9 @@ pub(crate) fn run_syncer(shared: &Shared, rx: mpsc::Receiver<Synced>) {
         let mut groups = vec![first];
         groups.extend(rx.try_iter());
         // After a failed fsync nothing may be acknowledged: the kernel may have dropped
-        // pages that an earlier write depended on, even if a later fsync succeeds.
-        let result = if shared.poisoned.is_set() {
+        // pages that an earlier write depended on, even if a later fsync succeeds. A store
+        // whose writes were durable when they returned answers for those already written.
+        let result = if shared.poisoned.is_set() && !shared.store.writes_durable() {
             Err(())
         } else {
             shared.store.sync_appends().map_err(|e| {

@@ -174,37 +174,18 @@ fn sled_behind_its_files_is_rolled_forward_at_open() {
 }
 
 #[test]
-fn a_damaged_record_past_sleds_head_ends_the_roll_and_is_cut() {
+fn a_torn_last_write_past_sleds_head_is_not_restored_and_is_kept_aside() {
     let dir = tempfile::tempdir().expect("tempdir");
-    filled(dir.path(), 4);
-    let store = dir.path().join("store");
-    let saved = dir.path().join("saved-sled");
-    copy_sled(&store, &saved);
-    let gxp = {
-        let l = Ledger::open_dir(dir.path()).expect("reopen");
-        later_writes(&l);
-        l.head("gxp").expect("head")
-    };
+    let (store, saved, gxp) = lagging(dir.path());
     restore_sled(&store, &saved);
-    // The last event's body damaged (a write torn by a power loss): the roll stops before it.
-    let at = Index::open(index::path(&store, "gxp"), true)
-        .and_then(|i| i.locator(gxp.seq))
-        .expect("locator");
-    let seg = std::fs::OpenOptions::new()
-        .write(true)
-        .open(segment::path(&store, "gxp"))
-        .expect("open");
-    seg.write_all_at(&[0xff; 8], at.offset + 20)
-        .expect("damage");
-    drop(seg);
+    // The last write's record never reached the disk (a power loss before its fdatasync
+    // returned, so before it was acknowledged): the roll stops before it.
+    let at = tear(&store, "gxp", gxp.seq);
     let seg_path = segment::path(&store, "gxp");
-    let tail = std::fs::read(&seg_path).expect("read")[at.offset as usize..].to_vec();
+    let tail = std::fs::read(&seg_path).expect("read")[at as usize..].to_vec();
     let l = Ledger::open_dir(dir.path()).expect("open");
     assert_eq!(l.head("gxp").expect("head").seq, gxp.seq - 1);
-    assert_eq!(
-        std::fs::metadata(&seg_path).expect("segment").len(),
-        at.offset
-    );
+    assert_eq!(std::fs::metadata(&seg_path).expect("segment").len(), at);
     // What was cut is kept beside the file, byte for byte.
     let aside = kept_aside(&seg_path);
     assert_eq!(aside.len(), 1, "{aside:?}");
@@ -214,6 +195,69 @@ fn a_damaged_record_past_sleds_head_ends_the_roll_and_is_cut() {
     let u = user(&l, "gxp", "after");
     assert!(!u.is_empty());
     verifies(&l);
+}
+
+#[test]
+fn a_wholly_written_last_write_that_is_damaged_fails_the_open() {
+    for followed in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, saved, gxp) = lagging(dir.path());
+        restore_sled(&store, &saved);
+        // Every sector of the last record was written, then a byte changed: damage to a
+        // write that may have been acknowledged, not a tear. Nothing is cut.
+        damage(&store, "gxp", gxp.seq);
+        if followed {
+            // Half an index record of a later write: this one was surely made durable.
+            let f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(index::path(&store, "gxp"))
+                .expect("open");
+            f.write_all_at(&[7u8; 6], f.metadata().expect("len").len())
+                .expect("write");
+        }
+        let seg_len = std::fs::metadata(segment::path(&store, "gxp"))
+            .expect("segment")
+            .len();
+        let err = Ledger::open_dir(dir.path())
+            .err()
+            .expect("the open must fail")
+            .to_string();
+        assert!(err.contains(&format!("event {}", gxp.seq)), "{err}");
+        let why = if followed {
+            "a later write had begun"
+        } else {
+            "wholly written"
+        };
+        assert!(err.contains(why), "{err}");
+        assert_eq!(
+            std::fs::metadata(segment::path(&store, "gxp"))
+                .expect("segment")
+                .len(),
+            seg_len
+        );
+        assert!(kept_aside(&segment::path(&store, "gxp")).is_empty());
+    }
+}
+
+#[test]
+fn tree_nodes_that_disagree_with_the_events_fail_the_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, saved, gxp) = lagging(dir.path());
+    restore_sled(&store, &saved);
+    // The nodes stored for an event past sled's head are not those its events give.
+    let seq = gxp.seq - 1;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(index::path(&store, "gxp"))
+        .expect("open");
+    f.write_all_at(&[9u8; 32], index::position(seq).expect("position") + 12)
+        .expect("write");
+    let err = Ledger::open_dir(dir.path())
+        .err()
+        .expect("the open must fail")
+        .to_string();
+    assert!(err.contains(&format!("event {seq}")), "{err}");
+    assert!(err.contains("tree nodes"), "{err}");
 }
 
 /// The files an open kept aside when it cut `path`.
@@ -265,6 +309,21 @@ fn damage(store: &Path, app: &str, seq: u64) -> u64 {
     at.offset
 }
 
+/// Blanks event `seq`'s record in the segment file, as a write whose sectors never
+/// reached the disk leaves it; returns where its record starts.
+fn tear(store: &Path, app: &str, seq: u64) -> u64 {
+    let at = Index::open(index::path(store, app), true)
+        .and_then(|i| i.locator(seq))
+        .expect("locator");
+    let seg = std::fs::OpenOptions::new()
+        .write(true)
+        .open(segment::path(store, app))
+        .expect("open");
+    seg.write_all_at(&vec![0u8; 4 + at.len as usize], at.offset)
+        .expect("tear");
+    at.offset
+}
+
 /// A store filled, its sled files saved, then `later_writes` appended: returns the store
 /// folder, the saved sled files and gxp's head after the later writes.
 fn lagging(dir: &Path) -> (PathBuf, PathBuf, ledger::Head) {
@@ -297,9 +356,9 @@ fn a_torn_write_is_not_restored_in_part() {
     let (store, saved, gxp) = lagging(dir.path());
     restore_sled(&store, &saved);
     // The last two events made one write (the update's mark gone), and the last of them
-    // is damaged: the whole write goes, its first event with it, though it reads back.
+    // is torn: the whole write goes, its first event with it, though it reads back.
     clear_write_end(&store, "gxp", gxp.seq - 1);
-    let offset = damage(&store, "gxp", gxp.seq - 1 + 1);
+    let offset = tear(&store, "gxp", gxp.seq);
     let first_of_write = Index::open(index::path(&store, "gxp"), true)
         .and_then(|i| i.locator(gxp.seq - 1))
         .expect("locator");
@@ -366,7 +425,7 @@ fn a_write_whose_sled_batch_failed_is_cut_back_and_never_restored() {
         let u = user(&l, "gxp", "later");
         let acked = l.head("gxp").expect("head");
         // The files of the next write are synced, then its sled batch fails.
-        store.fail_next_batch();
+        store.fail_next_batch(false);
         let refused = create(&l, "gxp", "ValidationLog", validation_log(&u));
         let err = refused.expect_err("not recorded").to_string();
         assert!(err.contains("sled's batch failed"), "{err}");
@@ -393,5 +452,65 @@ fn a_write_whose_sled_batch_failed_is_cut_back_and_never_restored() {
     restore_sled(&store_dir, &saved);
     let l = Ledger::open_dir(dir.path()).expect("open");
     assert_eq!(l.head("gxp"), Some(acked));
+    verifies(&l);
+}
+
+#[test]
+fn a_failed_write_that_could_not_be_cut_back_is_answered_as_unknown_and_a_retry_finds_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled(dir.path(), 2);
+    let store_dir = dir.path().join("store");
+    let keyed = |l: &Ledger, u: &str| {
+        let mut r = req(
+            "gxp",
+            Command::CreateRecord {
+                class: "ValidationLog".into(),
+                object_id: None,
+                fields: obj(validation_log(u)),
+            },
+        );
+        r.idempotency_key = Some("unknown-outcome-1".into());
+        l.append(r)
+    };
+    let (acked, u) = {
+        let store = Arc::new(SledStore::open(&store_dir).expect("store"));
+        let l = Ledger::open(LedgerConfig {
+            store: store.clone(),
+            keys: Arc::new(FileKeyStore::new(dir.path().join("keys"))),
+            clock: Arc::new(SystemClock),
+            seed: None,
+            max_group: 64,
+            checkpoints: CheckpointConfig::default(),
+            min_free_bytes: 0,
+        })
+        .expect("open");
+        let u = user(&l, "gxp", "later");
+        let acked = l.head("gxp").expect("head");
+        // The write's files are synced, its sled batch fails, and so does the cut back.
+        store.fail_next_batch(true);
+        let err = keyed(&l, &u).expect_err("not acknowledged");
+        assert!(
+            matches!(err, ledger::AppendError::Durability(_)),
+            "not \"nothing was recorded\": {err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("retry with the same idempotency key"),
+            "{text}"
+        );
+        // The ledger takes no later write until it is restarted.
+        let later = create(&l, "gxp", "ValidationLog", validation_log(&u))
+            .expect_err("refused")
+            .to_string();
+        assert!(later.contains("until restarted"), "{later}");
+        assert_eq!(l.head("gxp"), Some(acked));
+        (acked, u)
+    };
+    // Reopened, the write is found whole and restored; the retry gets it, not a copy.
+    let l = Ledger::open_dir(dir.path()).expect("open");
+    assert_eq!(l.head("gxp").expect("head").seq, acked.seq + 1);
+    let again = keyed(&l, &u).expect("retry");
+    assert!(again.duplicate);
+    assert_eq!(again.event.seq, acked.seq + 1);
     verifies(&l);
 }

@@ -184,6 +184,11 @@ impl Index {
         Ok(self.file.metadata()?.len() >= end)
     }
 
+    /// The file's length in bytes.
+    pub fn file_len(&self) -> StoreResult<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
     /// How many events' records the file holds whole.
     pub fn records(&self) -> StoreResult<u64> {
         let len = self.file.metadata()?.len();

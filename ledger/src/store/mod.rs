@@ -115,6 +115,10 @@ pub enum StoreError {
     /// Any other backend error.
     #[error("storage error: {0}")]
     Backend(String),
+    /// A write failed and could not be undone: the store's next open may find it whole
+    /// and restore it. A retry with the same idempotency key then gets the restored event.
+    #[error("a write failed and could not be undone, so it may be restored when the store is next opened (retry with the same idempotency key): {0}")]
+    OutcomeUnknown(String),
 }
 
 /// Room and writability of the file system a store lives on, as [`Store::space`] saw it.
@@ -200,6 +204,16 @@ pub trait Store: Send + Sync + 'static {
     /// opens ([`SledStore`] rolls its record indexes forward from its index file).
     fn sync_appends(&self) -> StoreResult<()> {
         self.sync()
+    }
+    /// Whether a `write` that returned `Ok` has made its events durable already (then a
+    /// written group is acknowledged even if the store fails afterwards).
+    fn writes_durable(&self) -> bool {
+        false
+    }
+    /// Why the store refuses every further write until it is opened again, if it does
+    /// (after a failure that left its files in doubt).
+    fn refuses_writes(&self) -> Option<String> {
+        None
     }
     /// The room left on the store's file system and whether it is writable, for the
     /// ledger to refuse writes before the disk fills; `None` for a store with no disk.

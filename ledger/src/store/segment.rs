@@ -155,6 +155,27 @@ impl Segment {
         Ok(buf)
     }
 
+    /// The whole record `at` points to, its length prefix included, as the file holds
+    /// it, unchecked; `None` if the file ends first. For the roll forward, which judges
+    /// a record past sled's head itself ([`unwritten_sector`]).
+    pub fn record_bytes(&self, at: Locator) -> StoreResult<Option<Vec<u8>>> {
+        let len = 4 + at.len as usize;
+        if !self.holds(at.offset, len)? {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; len];
+        match self.file.read_exact_at(&mut buf, at.offset) {
+            Ok(()) => Ok(Some(buf)),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(StoreError::Io(e)),
+        }
+    }
+
+    /// The file's length in bytes.
+    pub fn file_len(&self) -> StoreResult<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
     /// Whether the file may hold `len` bytes at `offset`, checked before a buffer that
     /// large is made: a corrupt length must not ask for gigabytes. Up to [`WINDOW`] bytes
     /// are taken on trust (a read reports a file that ends first) and cost no system call.
@@ -371,6 +392,33 @@ impl Reader {
     }
 }
 
+/// The sector size a torn write is judged by: a disk writes whole sectors, and the
+/// file system leaves a sector never written as zeros.
+const SECTOR: u64 = 512;
+
+/// The shortest stretch of zeros taken for blank space: longer than any an encoded event
+/// holds (its hashes and signature are random, its payload is JSON text without zero
+/// bytes; the first event's previous hash, 32 zero bytes, is the longest).
+const BLANK: usize = 64;
+
+/// Whether some sector-aligned part of a record (`bytes`, stored from file offset
+/// `offset` on), [`BLANK`] bytes or more, is all zeros: the mark of a write a power loss
+/// tore, whose other sectors never reached the disk. A record damaged after it was
+/// wholly written has none.
+pub fn unwritten_sector(offset: u64, bytes: &[u8]) -> bool {
+    let mut start = 0usize;
+    while start < bytes.len() {
+        let at = offset.saturating_add(start as u64);
+        let to_boundary = (SECTOR - at % SECTOR) as usize;
+        let end = bytes.len().min(start.saturating_add(to_boundary));
+        if end - start >= BLANK && bytes[start..end].iter().all(|&b| b == 0) {
+            return true;
+        }
+        start = end;
+    }
+    false
+}
+
 fn missing(path: &Path, seq: u64, at: Locator) -> StoreError {
     StoreError::Corrupt(format!(
         "event {seq}: its record ({} bytes at offset {}) is missing from {}",
@@ -400,6 +448,29 @@ fn check_prefix(path: &Path, seq: u64, at: Locator, record: &[u8]) -> StoreResul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blank_sector_marks_a_torn_record_and_short_zero_runs_do_not() {
+        let written: Vec<u8> = (0..1500u32).map(|i| (i % 251) as u8 + 1).collect();
+        assert!(!unwritten_sector(100, &written));
+        // Zeros shorter than BLANK (a length prefix's high bytes, a genesis hash).
+        let mut short = written.clone();
+        short[..2].fill(0);
+        short[700..700 + BLANK - 1].fill(0);
+        assert!(!unwritten_sector(510, &short));
+        // A sector never written, whole or at the record's edge.
+        let mut torn = written.clone();
+        torn[412..924].fill(0);
+        assert!(unwritten_sector(100, &torn));
+        // From 100, the record's last BLANK bytes are the whole of its last sector's part.
+        let mut edge = written.clone();
+        edge[1500 - BLANK..].fill(0);
+        assert!(unwritten_sector(100, &edge));
+        // Damage, however long, that leaves a nonzero byte in every sector's part.
+        let mut unaligned = written;
+        unaligned[10..10 + 2 * BLANK].fill(0);
+        assert!(!unwritten_sector(0, &unaligned));
+    }
 
     #[test]
     fn records_read_back_through_growing_windows_in_any_order() {

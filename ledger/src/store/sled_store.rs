@@ -74,8 +74,9 @@ pub struct SledStore {
     failed_append: Mutex<Option<(std::io::ErrorKind, String)>>,
     /// Opened for reading only: no migration, no cut, no new files.
     read_only: bool,
-    /// [`SledStore::fail_next_batch`] was called.
-    fail_next_batch: std::sync::atomic::AtomicBool,
+    /// What [`SledStore::fail_next_batch`] asked the next write to fail: 0 nothing, 1 its
+    /// sled batch, 2 its sled batch and then cutting its index records back.
+    fail_next_batch: std::sync::atomic::AtomicU8,
     /// When sled was last made durable ([`Store::sync`]).
     sled_synced: Mutex<std::time::Instant>,
 }
@@ -170,7 +171,7 @@ impl SledStore {
             files: RwLock::new(HashMap::new()),
             failed_append: Mutex::new(None),
             read_only,
-            fail_next_batch: std::sync::atomic::AtomicBool::new(false),
+            fail_next_batch: std::sync::atomic::AtomicU8::new(0),
             sled_synced: Mutex::new(std::time::Instant::now()),
         };
         let mut apps: std::collections::BTreeSet<String> = store
@@ -245,7 +246,7 @@ impl SledStore {
                             app,
                             head = h,
                             "the files hold events past the head sled recorded (the store was not closed cleanly): \
-                             read-only, they are not shown; opening the store to write (the server) restores them"
+                             read-only, they are not shown; opening the store to write (the server) restores every whole write among them"
                         );
                     }
                 }
@@ -290,11 +291,14 @@ impl SledStore {
     /// fdatasync'd first). Whole writes only, each ending at a record marked as a write's
     /// end ([`index::WRITE_END`]); each event is read back and checked (its place in the
     /// files, its number, its link to the one before, its hash and payload digest) and its
-    /// tree nodes computed again. Only the last write can be torn or damaged without a
-    /// fault (the next write starts after its files are fdatasync'd): it is dropped whole,
-    /// and the open cuts it off, keeping the bytes aside. A bad event in an earlier write
-    /// is damage to acknowledged events: the open fails, naming it, and cuts nothing (the
-    /// whole writes before it may have been restored). An I/O error fails the open too.
+    /// tree nodes computed again and compared with those the writer stored. Only the last
+    /// write, with nothing written after it, can have been torn by a crash before it was
+    /// acknowledged (the writer begins a write once the one before is fdatasync'd): if one
+    /// of its records bears a tear's marks (missing, misplaced, a blank sector) the write
+    /// is dropped whole, and the open cuts it off, keeping the bytes aside. Any other bad
+    /// event, or stored tree nodes that disagree, is damage to events that may have been
+    /// acknowledged: the open fails, naming the event, and cuts nothing (whole writes
+    /// before it may have been restored). An I/O error fails the open too.
     /// Returns the new head.
     fn roll_forward(
         &self,
@@ -321,6 +325,12 @@ impl SledStore {
         };
         // The first event of the last write.
         let last_write = ends.len().checked_sub(2).map_or(head + 1, |i| ends[i] + 1);
+        // The writer begins a write only once the one before is in both files and both
+        // were fdatasync'd: bytes past the last write's in either file show it was made
+        // durable whole, so damage in it is damage, not a tear.
+        let last_seg_end = index.locator(last_end)?.end();
+        let followed = index.file_len()? > index::end_of(last_end).unwrap_or(u64::MAX)
+            || seg.file_len()? > last_seg_end;
         let tree_error = |e: crate::merkle::TreeError| {
             StoreError::Corrupt(format!("app {app}: rolling the tree forward: {e}"))
         };
@@ -335,25 +345,44 @@ impl SledStore {
         // The end of the last whole write read: its seq, hash and place in `writes`.
         let mut whole = (head, hash, 0usize);
         for seq in head + 1..=last_end {
+            // Only the last write, with nothing after it, may have been torn by a crash
+            // before its fdatasyncs returned (so before it was acknowledged).
+            let may_be_torn = seq >= last_write && !followed;
+            let damaged = |why: &str| {
+                let since = if seq < last_write {
+                    "a later write follows it, so it was acknowledged"
+                } else if followed {
+                    "a later write had begun, so it had been made durable whole"
+                } else {
+                    "its record was wholly written (no sector of it is blank), so it may have been acknowledged"
+                };
+                StoreError::Corrupt(format!(
+                    "app {app}: event {seq}, held by the store's files past sled's head, is damaged ({why}); \
+                     {since}: the store is left as it is (`ledger-replay verify` reads it)"
+                ))
+            };
             let (e, at) = match next_written(app, index, seg, seq, seg_end, &at_hash)? {
                 Ok(found) => found,
-                Err(why) if seq >= last_write => {
+                Err(u) if u.torn && may_be_torn => {
                     tracing::warn!(
                         app,
                         event = seq,
-                        why = %why,
-                        "the last write past sled's head is not whole (torn by a crash, never acknowledged): it is not restored"
+                        why = %u.why,
+                        "the last write past sled's head is torn (a crash before it was acknowledged): it is not restored"
                     );
                     break;
                 }
-                Err(why) => {
-                    return Err(StoreError::Corrupt(format!(
-                        "app {app}: event {seq}, held by the store's files past sled's head and followed by a later write, is damaged ({why}); \
-                         it was acknowledged, so the store is left as it is (`ledger-replay verify` reads it)"
-                    )));
-                }
+                Err(u) => return Err(damaged(&u.why)),
             };
             let nodes = frontier.push::<Blake3>(&e.hash);
+            // The writer stored these nodes; recomputed, they must agree, or the frontier
+            // they were computed from is damaged. Blank ones are a tear of the last write.
+            let stored = index.nodes(seq)?;
+            if stored != nodes && !(may_be_torn && stored.iter().all(|n| *n == [0u8; 32])) {
+                return Err(damaged(
+                    "its tree nodes in the index file differ from those recomputed from the events before it",
+                ));
+            }
             writes.push(EventWrite::of(&e, Vec::new(), nodes));
             (at_hash, seg_end) = (e.hash, at.end());
             if ends.binary_search(&seq).is_ok() {
@@ -870,7 +899,7 @@ impl SledStore {
             .map_err(in_file(index.path()))?;
         files.seg.sync().map_err(in_file(files.seg.path()))?;
         index.sync().map_err(in_file(index.path()))?;
-        if self.fail_next_batch.swap(false, Ordering::AcqRel) {
+        if self.fail_next_batch.load(Ordering::Acquire) > 0 {
             return Err(StoreError::Backend(
                 "sled's batch failed (a fault injected by a test)".into(),
             ));
@@ -888,10 +917,12 @@ impl SledStore {
     }
 
     /// Makes the next write fail after its files are synced, where sled's batch would be
-    /// applied: for tests of what a failed write leaves.
+    /// applied, and, with `cut_back_fails`, the cut of its index records back fail too:
+    /// for tests of what a failed write leaves.
     #[doc(hidden)]
-    pub fn fail_next_batch(&self) {
-        self.fail_next_batch.store(true, Ordering::Release);
+    pub fn fail_next_batch(&self, cut_back_fails: bool) {
+        self.fail_next_batch
+            .store(1 + u8::from(cut_back_fails), Ordering::Release);
     }
 
     /// Replaces the tree nodes stored for event `seq` behind the ledger. For tamper tests.
@@ -913,10 +944,18 @@ impl SledStore {
     }
 }
 
-/// Event `seq` as the files hold it, if it is whole: its index record places it where the
-/// event before ends (`seg_end`), and it reads back as that event of `app`, linked to
-/// `prev` (the hash of the event before), with its own hash and payload digest. `Ok(Err)`
-/// says why not; an I/O error is `Err`.
+/// Why a record past sled's head cannot be restored, and whether it bears the marks of
+/// a write torn by a crash (missing, misplaced, or with a blank sector) rather than of
+/// damage done after it was wholly written.
+struct Unrestorable {
+    why: String,
+    torn: bool,
+}
+
+/// Reads and checks event `seq` as the files hold it past sled's head: its index record
+/// places it right after the event before (`seg_end`), it decodes as that app's event
+/// `seq`, links to `prev`, and its hash and payload digest recompute. An I/O error is
+/// returned as such (the open fails: nothing is judged from a failed read).
 fn next_written(
     app: &str,
     index: &Index,
@@ -924,45 +963,51 @@ fn next_written(
     seq: u64,
     seg_end: u64,
     prev: &[u8; 32],
-) -> StoreResult<Result<(crate::Event, Locator), String>> {
-    let data = |r: StoreError| match r {
-        StoreError::Io(e) => Err(StoreError::Io(e)),
-        other => Ok(other.to_string()),
-    };
-    let at = match index.locator(seq) {
-        Ok(at) => at,
-        Err(e) => return data(e).map(Err),
-    };
+) -> StoreResult<Result<(crate::Event, Locator), Unrestorable>> {
+    let torn = |why: String| Ok(Err(Unrestorable { why, torn: true }));
+    let at = index.locator(seq)?;
     if at.offset != seg_end {
-        return Ok(Err(format!(
+        return torn(format!(
             "its record is placed at byte {}, not after the event before (byte {seg_end})",
             at.offset
-        )));
+        ));
     }
-    let bytes = match seg.read(seq, at) {
-        Ok(bytes) => bytes,
-        Err(e) => return data(e).map(Err),
+    let Some(record) = seg.record_bytes(at)? else {
+        return torn(format!(
+            "its record ({} bytes at byte {}) runs past the end of {}",
+            4 + u64::from(at.len),
+            at.offset,
+            seg.path().display()
+        ));
     };
-    let e = match crate::codec::decode(&bytes) {
+    let fail = |why: &str| {
+        Ok(Err(Unrestorable {
+            why: why.to_string(),
+            torn: segment::unwritten_sector(at.offset, &record),
+        }))
+    };
+    if record.get(..4) != Some(&at.len.to_be_bytes()[..]) {
+        return fail("its length prefix disagrees with its index record");
+    }
+    let e = match crate::codec::decode(&record[4..]) {
         Ok(e) => e,
-        Err(e) => return Ok(Err(format!("it does not decode: {e}"))),
+        Err(e) => return fail(&format!("it does not decode: {e}")),
     };
     let digest_ok = e
         .payload
         .as_deref()
         .is_none_or(|p| crate::canonical::payload_digest(p) == e.payload_digest);
-    let why = if e.app != app || e.seq != seq {
-        "it is another event"
+    if e.app != app || e.seq != seq {
+        fail("it is another event")
     } else if e.prev_hash != *prev {
-        "it does not link to the event before"
+        fail("it does not link to the event before")
     } else if !digest_ok {
-        "its payload does not match its digest"
+        fail("its payload does not match its digest")
     } else if crate::canonical::event_hash(&e) != e.hash {
-        "its hash does not match its bytes"
+        fail("its hash does not match its bytes")
     } else {
-        return Ok(Ok((e, at)));
-    };
-    Ok(Err(why.to_string()))
+        Ok(Ok((e, at)))
+    }
 }
 
 /// Writes rolled-forward events' entries to sled (and their recomputed tree nodes to the
@@ -1231,17 +1276,33 @@ impl Store for SledStore {
             let end = match self.write_files(&t, &files, index, b) {
                 Ok(end) => end,
                 Err(e) => {
-                    let undone = files
-                        .seg
-                        .cut_tail(Tail::Drop)
-                        .and_then(|()| index.cut(counted, Tail::Drop));
-                    let why = match undone {
-                    Ok(()) => format!("app {}: {e}", b.app),
-                    Err(cut) => format!(
-                        "app {}: {e}; cutting its records back failed too ({cut}), so the store's next open may restore them: retry with the same idempotency key",
-                        b.app
-                    ),
-                };
+                    // The index first: without its records (and their write-end
+                    // mark) no open restores the write, whatever the segment holds.
+                    let injected = self.fail_next_batch.swap(0, Ordering::AcqRel) == 2;
+                    let index_cut = if injected {
+                        Err(StoreError::Backend("a fault injected by a test".into()))
+                    } else {
+                        index.cut(counted, Tail::Drop)
+                    };
+                    // Past the head, the segment's tail is cut at the next open anyway.
+                    let seg_cut = match injected {
+                        true => Err(StoreError::Backend("a fault injected by a test".into())),
+                        false => files.seg.cut_tail(Tail::Drop),
+                    };
+                    if let Err(cut) = seg_cut {
+                        tracing::error!(app = %b.app, error = %cut, "cutting a failed write's records back off the segment file failed");
+                    }
+                    if let Err(cut) = index_cut {
+                        let why = format!(
+                            "app {}: {e}; cutting its records back off {} failed too ({cut})",
+                            b.app,
+                            index.path().display()
+                        );
+                        *self.failed_append.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some((std::io::ErrorKind::Other, why.clone()));
+                        return Err(StoreError::OutcomeUnknown(why));
+                    }
+                    let why = format!("app {}: {e}", b.app);
                     let kind = match &e {
                         StoreError::Io(io) => io.kind(),
                         _ => std::io::ErrorKind::Other,
@@ -1272,19 +1333,41 @@ impl Store for SledStore {
     }
 
     fn sync_appends(&self) -> StoreResult<()> {
-        self.check_failed()?;
-        // The events are durable already (`write` fdatasyncs their files before sled's
-        // batch); sled itself now and then, its entries restorable from them at open.
+        // Every `write` that returned `Ok` fdatasync'd its events' files before sled's
+        // batch: they are durable already, whatever happened since (a later write's
+        // failure, a failed sled sync). sled itself is made durable now and then, its
+        // entries restorable from the files at open; if that fails, later writes are
+        // refused until the store is opened again, and these stay acknowledged.
         let due = self
             .sled_synced
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .elapsed()
             >= SLED_SYNC_EVERY;
-        if due {
-            self.sync()?;
+        if due && self.check_failed().is_ok() {
+            if let Err(e) = self.sync() {
+                let why = format!("making sled durable failed: {e}");
+                tracing::error!(error = %why, "refusing further writes until the store is opened again");
+                let kind = match &e {
+                    StoreError::Io(io) => io.kind(),
+                    _ => std::io::ErrorKind::Other,
+                };
+                *self.failed_append.lock().unwrap_or_else(|p| p.into_inner()) = Some((kind, why));
+            }
         }
         Ok(())
+    }
+
+    fn writes_durable(&self) -> bool {
+        true
+    }
+
+    fn refuses_writes(&self) -> Option<String> {
+        self.failed_append
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(_, why)| why.clone())
     }
 
     fn space(&self) -> StoreResult<Option<Space>> {

@@ -514,3 +514,50 @@ fn a_failed_write_that_could_not_be_cut_back_is_answered_as_unknown_and_a_retry_
     assert_eq!(again.event.seq, acked.seq + 1);
     verifies(&l);
 }
+
+#[test]
+fn a_read_only_open_of_a_store_behind_its_files_says_so_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled(dir.path(), 4);
+    let store = dir.path().join("store");
+    let saved = dir.path().join("saved-sled");
+    copy_sled(&store, &saved);
+    let before = Ledger::open_dir(dir.path())
+        .expect("open")
+        .head("gxp")
+        .expect("head");
+    let after = {
+        let l = Ledger::open_dir(dir.path()).expect("reopen");
+        later_writes(&l);
+        l.head("gxp").expect("head")
+    };
+    restore_sled(&store, &saved);
+    let files = |app: &str| {
+        (
+            std::fs::read(segment::path(&store, app)).expect("segment"),
+            std::fs::read(index::path(&store, app)).expect("index"),
+        )
+    };
+    let held = files("gxp");
+    {
+        let ro = SledStore::open_read_only(&store).expect("open read-only");
+        assert_eq!(
+            ro.behind_its_files(),
+            vec![ledger::store::Behind {
+                app: "gxp".into(),
+                head: before.seq,
+                held: after.seq,
+            }]
+        );
+        let l = Ledger::open_read_only(Arc::new(ro)).expect("ledger");
+        assert_eq!(l.head("gxp"), Some(before), "sled's head, not the files'");
+        verifies(&l);
+    }
+    assert!(files("gxp") == held, "a read-only open changes no file");
+    // Opened to write, the store is rolled forward; read-only, nothing is behind then.
+    drop(Ledger::open_dir(dir.path()).expect("open"));
+    let ro = SledStore::open_read_only(&store).expect("open read-only");
+    assert!(ro.behind_its_files().is_empty());
+    let l = Ledger::open_read_only(Arc::new(ro)).expect("ledger");
+    assert_eq!(l.head("gxp"), Some(after));
+}

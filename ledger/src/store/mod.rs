@@ -19,7 +19,7 @@ pub mod segment;
 mod sled_store;
 
 pub use memory::MemoryStore;
-pub use sled_store::SledStore;
+pub use sled_store::{Behind, SledStore};
 
 /// One event to store, with the index entries it implies.
 #[derive(Clone, Debug, Default)]

@@ -68,10 +68,13 @@ pub struct SledStore {
     path: PathBuf,
     trees: RwLock<HashMap<String, sled::Tree>>,
     files: RwLock<HashMap<String, Arc<AppFiles>>>,
-    /// A segment or index write that failed: the files may hold a partial record and pages
-    /// a failed fdatasync dropped, so the next `sync` reports it (the ledger then refuses
-    /// writes until it is reopened, which cuts what the head does not count).
+    /// A write that failed (or a failed sync of sled): the files may hold pages a failed
+    /// fdatasync dropped, or a write that could not be cut back, so every later write and
+    /// `sync` reports it ([`Store::refuses_writes`]: the ledger refuses writes until it is
+    /// reopened, and the open judges what the files hold past the head).
     failed_append: Mutex<Option<(std::io::ErrorKind, String)>>,
+    /// Read-only: the apps whose files hold events past sled's head (not shown).
+    behind: Mutex<Vec<Behind>>,
     /// Opened for reading only: no migration, no cut, no new files.
     read_only: bool,
     /// What [`SledStore::fail_next_batch`] asked the next write to fail: 0 nothing, 1 its
@@ -79,6 +82,19 @@ pub struct SledStore {
     fail_next_batch: std::sync::atomic::AtomicU8,
     /// When sled was last made durable ([`Store::sync`]).
     sled_synced: Mutex<std::time::Instant>,
+}
+
+/// An app whose files hold events past the head sled recorded, seen by a read-only open
+/// of a store not closed cleanly: the events past the head are not shown until a writable
+/// open rolls sled forward ([`SledStore::behind_its_files`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Behind {
+    /// The app.
+    pub app: String,
+    /// The head sled recorded: the events shown are `1..=head`.
+    pub head: u64,
+    /// How many events' index records the index file holds.
+    pub held: u64,
 }
 
 /// An app's files.
@@ -173,6 +189,7 @@ impl SledStore {
             read_only,
             fail_next_batch: std::sync::atomic::AtomicU8::new(0),
             sled_synced: Mutex::new(std::time::Instant::now()),
+            behind: Mutex::new(Vec::new()),
         };
         let mut apps: std::collections::BTreeSet<String> = store
             .db
@@ -200,6 +217,16 @@ impl SledStore {
             store.open_app(app)?;
         }
         Ok(store)
+    }
+
+    /// Read-only: the apps whose files hold events past the head sled recorded (a store
+    /// not closed cleanly; the events past it are not shown here, and an open to write
+    /// restores every whole write among them). Empty for a store opened to write.
+    pub fn behind_its_files(&self) -> Vec<Behind> {
+        self.behind
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Opens an app's files at open: cuts index and segment records the head does not
@@ -241,7 +268,16 @@ impl SledStore {
             false => self.roll_forward(app, &t, &index, &seg)?,
             true => {
                 if let Some((h, _)) = self.head_record(app)? {
-                    if index.records().is_ok_and(|placed| placed > h) {
+                    let held = index.records().unwrap_or(0);
+                    if held > h {
+                        self.behind
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(Behind {
+                                app: app.to_string(),
+                                head: h,
+                                held,
+                            });
                         tracing::warn!(
                             app,
                             head = h,

@@ -124,6 +124,16 @@ impl Local {
                 return Err(anyhow!(e)).with_context(|| format!("opening {}", store_dir.display()))
             }
         };
+        for b in store.behind_its_files() {
+            eprintln!(
+                "warning: {} was not closed cleanly: app {}'s files hold {} events, its record indexes end at event {}; events past {} are not shown. Start the server on this directory once (it restores every whole write past that event), stop it, then read it again.",
+                dir.display(),
+                b.app,
+                b.held,
+                b.head,
+                b.head
+            );
+        }
         let ledger = Arc::new(
             Ledger::open_read_only(Arc::new(store))
                 .with_context(|| format!("opening the log in {}", dir.display()))?,

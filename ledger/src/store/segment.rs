@@ -302,8 +302,15 @@ fn keep_aside(file: &File, path: &Path, from: u64) -> StoreResult<PathBuf> {
         .create_new(true)
         .write(true)
         .open(&aside)?;
-    std::io::copy(&mut src, &mut dest)?;
-    dest.sync_all().map_err(io_error)?;
+    let copied = std::io::copy(&mut src, &mut dest)
+        .and_then(|_| dest.sync_all())
+        .map_err(io_error);
+    if let Err(e) = copied {
+        // A full disk, say: no partial copy is left to be taken for the tail, and the
+        // file is not cut (the open fails, and the next one tries again).
+        let _ = std::fs::remove_file(&aside);
+        return Err(e);
+    }
     if let Some(parent) = aside.parent() {
         File::open(parent)?.sync_all().map_err(io_error)?;
     }

@@ -197,6 +197,95 @@ fn a_torn_last_write_past_sleds_head_is_not_restored_and_is_kept_aside() {
     verifies(&l);
 }
 
+/// Writes `bytes` at `at` in `path`, behind the store's back.
+fn overwrite(path: &Path, at: u64, bytes: &[u8]) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open")
+        .write_all_at(bytes, at)
+        .expect("write");
+}
+
+#[test]
+fn a_last_write_torn_anywhere_in_either_file_is_not_restored() {
+    // Sectors a crash left unwritten, each piece shorter than a blank sector's share, or
+    // in the other file than the record that fails its checks: the whole write is judged.
+    type Tear = fn(&Path, u64);
+    let tears: [(&str, Tear); 4] = [
+        ("the end of its segment record", |store, seq| {
+            let at = Index::open(index::path(store, "gxp"), true)
+                .and_then(|i| i.locator(seq))
+                .expect("locator");
+            overwrite(&segment::path(store, "gxp"), at.end() - 20, &[0; 20]);
+        }),
+        ("the start of its segment record", |store, seq| {
+            let at = Index::open(index::path(store, "gxp"), true)
+                .and_then(|i| i.locator(seq))
+                .expect("locator");
+            overwrite(&segment::path(store, "gxp"), at.offset, &[0; 10]);
+        }),
+        ("half a tree node in its index record", |store, seq| {
+            let at = index::position(seq).expect("position") + 12;
+            overwrite(&index::path(store, "gxp"), at, &[0; 16]);
+        }),
+        (
+            "the first event's index record, in a write of two",
+            |store, seq| {
+                clear_write_end(store, "gxp", seq - 1);
+                let from = index::position(seq - 1).expect("position");
+                let to = index::position(seq).expect("position");
+                overwrite(
+                    &index::path(store, "gxp"),
+                    from,
+                    &vec![0; (to - from) as usize],
+                );
+            },
+        ),
+    ];
+    for (what, tear) in tears {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, saved, gxp) = lagging(dir.path());
+        restore_sled(&store, &saved);
+        tear(&store, gxp.seq);
+        let dropped = if what.contains("write of two") { 2 } else { 1 };
+        let l = Ledger::open_dir(dir.path()).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(
+            l.head("gxp").expect("head").seq,
+            gxp.seq - dropped,
+            "{what}"
+        );
+        assert_eq!(kept_aside(&index::path(&store, "gxp")).len(), 1, "{what}");
+        verifies(&l);
+    }
+}
+
+#[test]
+fn a_last_write_misplaced_without_a_tear_fails_the_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, saved, gxp) = lagging(dir.path());
+    restore_sled(&store, &saved);
+    // The last event's locator points a byte off, every byte of both files written: not
+    // a tear's mark but damage, to a write that may have been acknowledged.
+    let at = Index::open(index::path(&store, "gxp"), true)
+        .and_then(|i| i.locator(gxp.seq))
+        .expect("locator");
+    let place = index::position(gxp.seq).expect("position");
+    overwrite(
+        &index::path(&store, "gxp"),
+        place,
+        &(at.offset + 1).to_be_bytes(),
+    );
+    let err = Ledger::open_dir(dir.path())
+        .err()
+        .expect("the open must fail")
+        .to_string();
+    assert!(err.contains(&format!("event {}", gxp.seq)), "{err}");
+    assert!(err.contains("not after the event before"), "{err}");
+    assert!(err.contains("no mark of a crash's tear"), "{err}");
+    assert!(kept_aside(&index::path(&store, "gxp")).is_empty());
+}
+
 #[test]
 fn a_wholly_written_last_write_that_is_damaged_fails_the_open() {
     for followed in [false, true] {
@@ -226,7 +315,7 @@ fn a_wholly_written_last_write_that_is_damaged_fails_the_open() {
         let why = if followed {
             "a later write had begun"
         } else {
-            "wholly written"
+            "no mark of a crash's tear"
         };
         assert!(err.contains(why), "{err}");
         assert_eq!(
@@ -560,4 +649,34 @@ fn a_read_only_open_of_a_store_behind_its_files_says_so_and_changes_nothing() {
     assert!(ro.behind_its_files().is_empty());
     let l = Ledger::open_read_only(Arc::new(ro)).expect("ledger");
     assert_eq!(l.head("gxp"), Some(after));
+}
+
+#[test]
+fn a_read_only_open_lists_apps_whose_every_event_sled_lost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store");
+    let saved = dir.path().join("saved-sled");
+    drop(SledStore::open(&store).expect("store"));
+    copy_sled(&store, &saved);
+    filled(dir.path(), 2);
+    let gxp = Ledger::open_dir(dir.path())
+        .expect("open")
+        .head("gxp")
+        .expect("head");
+    // A crash before sled's first sync: no app's tree, all their files.
+    restore_sled(&store, &saved);
+    let ro = SledStore::open_read_only(&store).expect("open read-only");
+    let behind = ro.behind_its_files();
+    assert!(
+        behind.contains(&ledger::store::Behind {
+            app: "gxp".into(),
+            head: 0,
+            held: gxp.seq,
+        }),
+        "{behind:?}"
+    );
+    drop(ro);
+    let l = Ledger::open_dir(dir.path()).expect("open");
+    assert_eq!(l.head("gxp"), Some(gxp));
+    verifies(&l);
 }

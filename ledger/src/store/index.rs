@@ -16,17 +16,19 @@
 //! durable with every write then).
 //!
 //! Order of a write (see [`super::sled_store`]): the segment's records, then these index
-//! records, each file fdatasync'd, then sled's batch that moves the head past them. So the
-//! head never counts an event whose index record or body a power loss could take, and
-//! index records past the head belong to a write never acknowledged: the next write
-//! overwrites them, and the store cuts them off when it opens.
+//! records, each file fdatasync'd (the write is acknowledged from here on), then sled's
+//! batch that moves the head past them. So the head never counts an event whose index
+//! record or body a power loss could take. sled is made durable only now and then, so
+//! after a crash index records past its head may be acknowledged: the store's open rolls
+//! sled forward over every whole write they hold, and cuts off (keeping the bytes aside)
+//! only what follows the last whole write, or a last write a crash tore.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::layout::{locator_value, parse_locator};
-use super::segment::{cut_file, open_file, Locator, Tail};
+use super::segment::{cut_file, open_file, unwritten_sector_in, Locator, Tail};
 use super::{io_error, StoreError, StoreResult};
 use crate::event::Hash32;
 
@@ -182,6 +184,14 @@ impl Index {
             return Ok(false);
         };
         Ok(self.file.metadata()?.len() >= end)
+    }
+
+    /// Where a blank sector is among the records of events `first..=last`
+    /// ([`super::segment::unwritten_sector`]).
+    pub fn unwritten_sector(&self, first: u64, last: u64) -> StoreResult<Option<u64>> {
+        let from = self.place(first)?;
+        let to = end_of(last).ok_or_else(|| self.unplaceable(last))?;
+        Ok(unwritten_sector_in(&self.file, from, to)?)
     }
 
     /// The file's length in bytes.

@@ -3,13 +3,15 @@
 //! ([`crate::codec`]); the app's index file ([`super::index`]) holds each event's
 //! [`Locator`].
 //!
-//! Order of a write: the records are written and fdatasync'd first, then their index
-//! records, then sled's batch that moves the head past them (reads see events up to the
-//! head), then the file's end moves past them. So nothing counted by the head rests on
-//! bytes a crash or a power loss could take, and bytes past the head event's record belong
-//! to a batch never acknowledged: they are cut off when the store opens if the head event's
-//! record reads back as that event ([`Segment::cut_tail`]), and overwritten by the next
-//! write meanwhile.
+//! Order of a write: the records are written, then their index records, both fdatasync'd
+//! (the write is acknowledged from here on), then sled's batch that moves the head past
+//! them (reads see events up to the head), then the file's end moves past them. So
+//! nothing counted by the head rests on bytes a crash or a power loss could take. After a
+//! crash the open rolls sled's head forward over the whole writes the files hold past it
+//! ([`super::sled_store`]); bytes past the rolled-forward head event's record belong to a
+//! write never acknowledged (unfinished, or torn: [`unwritten_sector`], [`blank_edge`]):
+//! they are cut off, kept aside, if the head event's record reads back as that event
+//! ([`Segment::cut_tail`]).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -157,7 +159,7 @@ impl Segment {
 
     /// The whole record `at` points to, its length prefix included, as the file holds
     /// it, unchecked; `None` if the file ends first. For the roll forward, which judges
-    /// a record past sled's head itself ([`unwritten_sector`]).
+    /// a record past sled's head itself.
     pub fn record_bytes(&self, at: Locator) -> StoreResult<Option<Vec<u8>>> {
         let len = 4 + at.len as usize;
         if !self.holds(at.offset, len)? {
@@ -169,6 +171,11 @@ impl Segment {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
             Err(e) => Err(StoreError::Io(e)),
         }
+    }
+
+    /// Where a blank sector is among bytes `from..to` of the file ([`unwritten_sector`]).
+    pub fn unwritten_sector(&self, from: u64, to: u64) -> StoreResult<Option<u64>> {
+        Ok(unwritten_sector_in(&self.file, from, to)?)
     }
 
     /// The file's length in bytes.
@@ -408,22 +415,51 @@ const SECTOR: u64 = 512;
 /// bytes; the first event's previous hash, 32 zero bytes, is the longest).
 const BLANK: usize = 64;
 
-/// Whether some sector-aligned part of a record (`bytes`, stored from file offset
-/// `offset` on), [`BLANK`] bytes or more, is all zeros: the mark of a write a power loss
-/// tore, whose other sectors never reached the disk. A record damaged after it was
-/// wholly written has none.
-pub fn unwritten_sector(offset: u64, bytes: &[u8]) -> bool {
+/// Where some sector-aligned part of `bytes` (stored from file offset `offset` on),
+/// [`BLANK`] bytes or more, is all zeros, if one is: the mark of a write a power loss
+/// tore, whose other sectors never reached the disk. Bytes damaged after they were
+/// wholly written have none.
+pub fn unwritten_sector(offset: u64, bytes: &[u8]) -> Option<u64> {
     let mut start = 0usize;
     while start < bytes.len() {
         let at = offset.saturating_add(start as u64);
         let to_boundary = (SECTOR - at % SECTOR) as usize;
         let end = bytes.len().min(start.saturating_add(to_boundary));
         if end - start >= BLANK && bytes[start..end].iter().all(|&b| b == 0) {
-            return true;
+            return Some(at);
         }
         start = end;
     }
-    false
+    None
+}
+
+/// [`unwritten_sector`] over bytes `from..to` of `file` (as far as it holds them), read
+/// a window at a time.
+pub fn unwritten_sector_in(file: &File, from: u64, to: u64) -> std::io::Result<Option<u64>> {
+    let to = to.min(file.metadata()?.len());
+    let mut buf = Vec::new();
+    let mut at = from;
+    while at < to {
+        // Windows end on multiples of WINDOW, so every sector is judged whole.
+        let end = to.min((at / WINDOW as u64 + 1) * WINDOW as u64);
+        buf.resize((end - at) as usize, 0);
+        file.read_exact_at(&mut buf, at)?;
+        if let Some(blank) = unwritten_sector(at, &buf) {
+            return Ok(Some(blank));
+        }
+        at = end;
+    }
+    Ok(None)
+}
+
+/// Whether `bytes` begins or ends with `EDGE` zero bytes: where a stretch of random
+/// bytes (a hash, a signature) meets a sector a crash left unwritten, too short a piece
+/// for [`unwritten_sector`] to judge. Random bytes do so once in 2⁶⁴.
+pub fn blank_edge(bytes: &[u8]) -> bool {
+    const EDGE: usize = 8;
+    bytes.len() >= EDGE
+        && (bytes[..EDGE].iter().all(|&b| b == 0)
+            || bytes[bytes.len() - EDGE..].iter().all(|&b| b == 0))
 }
 
 fn missing(path: &Path, seq: u64, at: Locator) -> StoreError {
@@ -459,24 +495,27 @@ mod tests {
     #[test]
     fn a_blank_sector_marks_a_torn_record_and_short_zero_runs_do_not() {
         let written: Vec<u8> = (0..1500u32).map(|i| (i % 251) as u8 + 1).collect();
-        assert!(!unwritten_sector(100, &written));
+        assert_eq!(unwritten_sector(100, &written), None);
         // Zeros shorter than BLANK (a length prefix's high bytes, a genesis hash).
         let mut short = written.clone();
         short[..2].fill(0);
         short[700..700 + BLANK - 1].fill(0);
-        assert!(!unwritten_sector(510, &short));
+        assert_eq!(unwritten_sector(510, &short), None);
         // A sector never written, whole or at the record's edge.
         let mut torn = written.clone();
         torn[412..924].fill(0);
-        assert!(unwritten_sector(100, &torn));
+        assert_eq!(unwritten_sector(100, &torn), Some(512));
         // From 100, the record's last BLANK bytes are the whole of its last sector's part.
         let mut edge = written.clone();
         edge[1500 - BLANK..].fill(0);
-        assert!(unwritten_sector(100, &edge));
+        assert_eq!(
+            unwritten_sector(100, &edge),
+            Some(100 + 1500 - BLANK as u64)
+        );
         // Damage, however long, that leaves a nonzero byte in every sector's part.
         let mut unaligned = written;
         unaligned[10..10 + 2 * BLANK].fill(0);
-        assert!(!unwritten_sector(0, &unaligned));
+        assert_eq!(unwritten_sector(0, &unaligned), None);
     }
 
     #[test]

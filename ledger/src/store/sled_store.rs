@@ -199,17 +199,25 @@ impl SledStore {
             .map(str::to_string)
             .collect();
         // An app whose first events sled lost (a crash before its first sync) still has
-        // its files: its tree is made again and rolled forward from them.
-        if !read_only {
-            if let Ok(entries) = std::fs::read_dir(segment::dir(dir)) {
-                for entry in entries {
-                    let name = entry?.file_name();
-                    if let Some(app) = name.to_str().and_then(|n| n.strip_suffix(".index")) {
-                        if segment::is_file_stem(app) && !apps.contains(app) {
-                            store.open_tree(app)?;
-                            apps.insert(app.to_string());
-                        }
-                    }
+        // its files: its tree is made again and rolled forward from them (read-only, it
+        // is reported as behind them).
+        if let Ok(entries) = std::fs::read_dir(segment::dir(dir)) {
+            for entry in entries {
+                let name = entry?.file_name();
+                let Some(app) = name.to_str().and_then(|n| n.strip_suffix(".index")) else {
+                    continue;
+                };
+                if !segment::is_file_stem(app) || apps.contains(app) {
+                    continue;
+                }
+                if !read_only {
+                    store.open_tree(app)?;
+                    apps.insert(app.to_string());
+                    continue;
+                }
+                let held = Index::open(index::path(dir, app), true)?.records()?;
+                if held > 0 {
+                    store.behind_by(app, 0, held);
                 }
             }
         }
@@ -227,6 +235,26 @@ impl SledStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Read-only: notes that `app`'s files hold `held` events, past the `head` sled
+    /// recorded.
+    fn behind_by(&self, app: &str, head: u64, held: u64) {
+        self.behind
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Behind {
+                app: app.to_string(),
+                head,
+                held,
+            });
+        tracing::warn!(
+            app,
+            head,
+            held,
+            "the files hold events past the head sled recorded (the store was not closed cleanly): \
+             read-only, they are not shown; opening the store to write (the server) restores every whole write among them"
+        );
     }
 
     /// Opens an app's files at open: cuts index and segment records the head does not
@@ -267,24 +295,9 @@ impl SledStore {
         let head = match self.read_only {
             false => self.roll_forward(app, &t, &index, &seg)?,
             true => {
-                if let Some((h, _)) = self.head_record(app)? {
-                    let held = index.records().unwrap_or(0);
-                    if held > h {
-                        self.behind
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(Behind {
-                                app: app.to_string(),
-                                head: h,
-                                held,
-                            });
-                        tracing::warn!(
-                            app,
-                            head = h,
-                            "the files hold events past the head sled recorded (the store was not closed cleanly): \
-                             read-only, they are not shown; opening the store to write (the server) restores every whole write among them"
-                        );
-                    }
+                let held = index.records().unwrap_or(0);
+                if held > head {
+                    self.behind_by(app, head, held);
                 }
                 head
             }
@@ -330,9 +343,10 @@ impl SledStore {
     /// tree nodes computed again and compared with those the writer stored. Only the last
     /// write, with nothing written after it, can have been torn by a crash before it was
     /// acknowledged (the writer begins a write once the one before is fdatasync'd): if one
-    /// of its records bears a tear's marks (missing, misplaced, a blank sector) the write
-    /// is dropped whole, and the open cuts it off, keeping the bytes aside. Any other bad
-    /// event, or stored tree nodes that disagree, is damage to events that may have been
+    /// of its events fails its checks and the write's bytes bear a tear's marks
+    /// ([`tear_mark`]) the write is dropped whole, and the open cuts it off, keeping the
+    /// bytes aside. Any other bad event, or stored tree nodes that disagree, is damage to
+    /// events that may have been
     /// acknowledged: the open fails, naming the event, and cuts nothing (whole writes
     /// before it may have been restored). An I/O error fails the open too.
     /// Returns the new head.
@@ -380,45 +394,58 @@ impl SledStore {
         let mut writes: Vec<EventWrite> = Vec::new();
         // The end of the last whole write read: its seq, hash and place in `writes`.
         let mut whole = (head, hash, 0usize);
+        // Where the last write's records begin in the segment file (set on reaching it).
+        let mut write_from = seg_end;
         for seq in head + 1..=last_end {
-            // Only the last write, with nothing after it, may have been torn by a crash
-            // before its fdatasyncs returned (so before it was acknowledged).
-            let may_be_torn = seq >= last_write && !followed;
-            let damaged = |why: &str| {
-                let since = if seq < last_write {
-                    "a later write follows it, so it was acknowledged"
-                } else if followed {
-                    "a later write had begun, so it had been made durable whole"
-                } else {
-                    "its record was wholly written (no sector of it is blank), so it may have been acknowledged"
-                };
-                StoreError::Corrupt(format!(
-                    "app {app}: event {seq}, held by the store's files past sled's head, is damaged ({why}); \
-                     {since}: the store is left as it is (`ledger-replay verify` reads it)"
-                ))
-            };
-            let (e, at) = match next_written(app, index, seg, seq, seg_end, &at_hash)? {
-                Ok(found) => found,
-                Err(u) if u.torn && may_be_torn => {
-                    tracing::warn!(
-                        app,
-                        event = seq,
-                        why = %u.why,
-                        "the last write past sled's head is torn (a crash before it was acknowledged): it is not restored"
-                    );
-                    break;
-                }
-                Err(u) => return Err(damaged(&u.why)),
-            };
-            let nodes = frontier.push::<Blake3>(&e.hash);
-            // The writer stored these nodes; recomputed, they must agree, or the frontier
-            // they were computed from is damaged. Blank ones are a tear of the last write.
-            let stored = index.nodes(seq)?;
-            if stored != nodes && !(may_be_torn && stored.iter().all(|n| *n == [0u8; 32])) {
-                return Err(damaged(
-                    "its tree nodes in the index file differ from those recomputed from the events before it",
-                ));
+            if seq == last_write {
+                write_from = seg_end;
             }
+            let found = match next_written(app, index, seg, seq, seg_end, &at_hash)? {
+                Ok((e, at)) => {
+                    let nodes = frontier.push::<Blake3>(&e.hash);
+                    // The writer stored these nodes; recomputed, they must agree, or the
+                    // frontier they were computed from is damaged (or the write torn).
+                    if index.nodes(seq)? == nodes {
+                        Ok((e, at, nodes))
+                    } else {
+                        Err("its tree nodes in the index file differ from those recomputed from the events before it".to_string())
+                    }
+                }
+                Err(why) => Err(why),
+            };
+            let (e, at, nodes) = match found {
+                Ok(found) => found,
+                Err(why) => {
+                    let since = if seq < last_write {
+                        "a later write follows it, so it was acknowledged".to_string()
+                    } else if followed {
+                        "a later write had begun, so it had been made durable whole".to_string()
+                    } else {
+                        // Only the last write, with nothing after it, may have been torn
+                        // by a crash before its fdatasyncs returned (so before it was
+                        // acknowledged): it is dropped whole if its bytes show it.
+                        match tear_mark(index, seg, last_write, last_end, write_from)? {
+                            Some(mark) => {
+                                tracing::warn!(
+                                    app,
+                                    event = seq,
+                                    why = %why,
+                                    mark = %mark,
+                                    "the last write past sled's head is torn (a crash before it was acknowledged): it is not restored"
+                                );
+                                break;
+                            }
+                            None => "its records bear no mark of a crash's tear (no blank sector, \
+                                     none missing), so it may have been acknowledged"
+                                .to_string(),
+                        }
+                    };
+                    return Err(StoreError::Corrupt(format!(
+                        "app {app}: event {seq}, held by the store's files past sled's head, is damaged ({why}); \
+                         {since}: the store is left as it is (`ledger-replay verify` reads it)"
+                    )));
+                }
+            };
             writes.push(EventWrite::of(&e, Vec::new(), nodes));
             (at_hash, seg_end) = (e.hash, at.end());
             if ends.binary_search(&seq).is_ok() {
@@ -980,18 +1007,12 @@ impl SledStore {
     }
 }
 
-/// Why a record past sled's head cannot be restored, and whether it bears the marks of
-/// a write torn by a crash (missing, misplaced, or with a blank sector) rather than of
-/// damage done after it was wholly written.
-struct Unrestorable {
-    why: String,
-    torn: bool,
-}
-
 /// Reads and checks event `seq` as the files hold it past sled's head: its index record
 /// places it right after the event before (`seg_end`), it decodes as that app's event
-/// `seq`, links to `prev`, and its hash and payload digest recompute. An I/O error is
-/// returned as such (the open fails: nothing is judged from a failed read).
+/// `seq`, links to `prev`, its hash and payload digest recompute, and its signature
+/// shows no blank edge (it is checked against the keys by verification). `Ok(Err(why))`
+/// says why it cannot be restored; an I/O error is returned as such (the open fails:
+/// nothing is judged from a failed read).
 fn next_written(
     app: &str,
     index: &Index,
@@ -999,29 +1020,23 @@ fn next_written(
     seq: u64,
     seg_end: u64,
     prev: &[u8; 32],
-) -> StoreResult<Result<(crate::Event, Locator), Unrestorable>> {
-    let torn = |why: String| Ok(Err(Unrestorable { why, torn: true }));
+) -> StoreResult<Result<(crate::Event, Locator), String>> {
     let at = index.locator(seq)?;
     if at.offset != seg_end {
-        return torn(format!(
+        return Ok(Err(format!(
             "its record is placed at byte {}, not after the event before (byte {seg_end})",
             at.offset
-        ));
+        )));
     }
     let Some(record) = seg.record_bytes(at)? else {
-        return torn(format!(
+        return Ok(Err(format!(
             "its record ({} bytes at byte {}) runs past the end of {}",
             4 + u64::from(at.len),
             at.offset,
             seg.path().display()
-        ));
+        )));
     };
-    let fail = |why: &str| {
-        Ok(Err(Unrestorable {
-            why: why.to_string(),
-            torn: segment::unwritten_sector(at.offset, &record),
-        }))
-    };
+    let fail = |why: &str| Ok(Err(why.to_string()));
     if record.get(..4) != Some(&at.len.to_be_bytes()[..]) {
         return fail("its length prefix disagrees with its index record");
     }
@@ -1041,9 +1056,69 @@ fn next_written(
         fail("its payload does not match its digest")
     } else if crate::canonical::event_hash(&e) != e.hash {
         fail("its hash does not match its bytes")
+    } else if segment::blank_edge(&e.signature) {
+        // The signature is not hashed, and checked only by verification, with the keys:
+        // a crash's blank bytes in it are caught here.
+        fail("its signature begins or ends with blank bytes")
     } else {
         Ok(Ok((e, at)))
     }
+}
+
+/// The mark of a crash's tear in the last write past sled's head (events `first..=last`,
+/// its records in the segment file from byte `seg_from` on, nothing written after it),
+/// if its bytes bear one: an index record never written (a zero length), a tree node or
+/// segment record beginning or ending with blank bytes ([`segment::blank_edge`]), a
+/// segment file that ends before the write's records do, or a blank sector
+/// ([`segment::unwritten_sector`]) among its bytes in either file. The whole write is
+/// judged, not one record: a crash may leave any of its sectors unwritten, in either
+/// file, whichever record fails its checks. A write wholly written and damaged after has
+/// none of these marks (one in 2⁶⁴ for the edges).
+fn tear_mark(
+    index: &Index,
+    seg: &Segment,
+    first: u64,
+    last: u64,
+    seg_from: u64,
+) -> StoreResult<Option<String>> {
+    let seg_path = seg.path().display();
+    // The records are written one after the other: each is where the lengths put it.
+    let mut offset = seg_from;
+    for seq in first..=last {
+        let at = index.locator(seq)?;
+        if at.len == 0 {
+            return Ok(Some(format!("event {seq}'s index record is blank")));
+        }
+        if index.nodes(seq)?.iter().any(|n| segment::blank_edge(n)) {
+            return Ok(Some(format!(
+                "event {seq}'s index record has a tree node with blank bytes"
+            )));
+        }
+        let Some(record) = seg.record_bytes(Locator {
+            offset,
+            len: at.len,
+        })?
+        else {
+            return Ok(Some(format!(
+                "{seg_path} ends before event {seq}'s record does"
+            )));
+        };
+        if segment::blank_edge(&record) {
+            return Ok(Some(format!(
+                "event {seq}'s record in {seg_path} begins or ends with blank bytes"
+            )));
+        }
+        offset = offset.saturating_add(record.len() as u64);
+    }
+    if let Some(blank) = index.unwritten_sector(first, last)? {
+        return Ok(Some(format!(
+            "{} has a blank sector at byte {blank}",
+            index.path().display()
+        )));
+    }
+    Ok(seg
+        .unwritten_sector(seg_from, u64::MAX)?
+        .map(|blank| format!("{seg_path} has a blank sector at byte {blank}")))
 }
 
 /// Writes rolled-forward events' entries to sled (and their recomputed tree nodes to the
@@ -1312,6 +1387,15 @@ impl Store for SledStore {
             let end = match self.write_files(&t, &files, index, b) {
                 Ok(end) => end,
                 Err(e) => {
+                    // Refused from now on, before the cut: a sled sync meanwhile must
+                    // not make part of a failed batch durable.
+                    let why = format!("app {}: {e}", b.app);
+                    let kind = match &e {
+                        StoreError::Io(io) => io.kind(),
+                        _ => std::io::ErrorKind::Other,
+                    };
+                    *self.failed_append.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((kind, why.clone()));
                     // The index first: without its records (and their write-end
                     // mark) no open restores the write, whatever the segment holds.
                     let injected = self.fail_next_batch.swap(0, Ordering::AcqRel) == 2;
@@ -1338,13 +1422,6 @@ impl Store for SledStore {
                             Some((std::io::ErrorKind::Other, why.clone()));
                         return Err(StoreError::OutcomeUnknown(why));
                     }
-                    let why = format!("app {}: {e}", b.app);
-                    let kind = match &e {
-                        StoreError::Io(io) => io.kind(),
-                        _ => std::io::ErrorKind::Other,
-                    };
-                    *self.failed_append.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some((kind, why.clone()));
                     return Err(StoreError::Io(std::io::Error::new(kind, why)));
                 }
             };

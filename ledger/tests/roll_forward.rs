@@ -207,30 +207,66 @@ fn overwrite(path: &Path, at: u64, bytes: &[u8]) {
         .expect("write");
 }
 
+/// Where event `seq`'s record is in the segment file.
+fn locator(store: &Path, seq: u64) -> segment::Locator {
+    Index::open(index::path(store, "gxp"), true)
+        .and_then(|i| i.locator(seq))
+        .expect("locator")
+}
+
+/// Blanks the share of one 512-byte sector that bytes `from..to` of `path` hold: the
+/// first (`at_start`) or the last, as a crash that never wrote that sector leaves it.
+fn blank_share(path: &Path, from: u64, to: u64, at_start: bool) {
+    let (a, b) = match at_start {
+        true => (from, to.min((from / 512 + 1) * 512)),
+        false => (from.max((to - 1) / 512 * 512), to),
+    };
+    overwrite(path, a, &vec![0; (b - a) as usize]);
+}
+
 #[test]
 fn a_last_write_torn_anywhere_in_either_file_is_not_restored() {
-    // Sectors a crash left unwritten, each piece shorter than a blank sector's share, or
-    // in the other file than the record that fails its checks: the whole write is judged.
+    // Sectors a crash left unwritten, whatever the length of their share of the write,
+    // in either file, whichever event fails its checks: the whole write is judged.
     type Tear = fn(&Path, u64);
-    let tears: [(&str, Tear); 4] = [
-        ("the end of its segment record", |store, seq| {
-            let at = Index::open(index::path(store, "gxp"), true)
-                .and_then(|i| i.locator(seq))
-                .expect("locator");
-            overwrite(&segment::path(store, "gxp"), at.end() - 20, &[0; 20]);
-        }),
-        ("the start of its segment record", |store, seq| {
-            let at = Index::open(index::path(store, "gxp"), true)
-                .and_then(|i| i.locator(seq))
-                .expect("locator");
-            overwrite(&segment::path(store, "gxp"), at.offset, &[0; 10]);
-        }),
-        ("half a tree node in its index record", |store, seq| {
-            let at = index::position(seq).expect("position") + 12;
-            overwrite(&index::path(store, "gxp"), at, &[0; 16]);
-        }),
+    let tears: [(&str, u64, Tear); 6] = [
+        (
+            "the last sector's share of its segment record",
+            1,
+            |store, seq| {
+                let at = locator(store, seq);
+                blank_share(&segment::path(store, "gxp"), at.offset, at.end(), false);
+            },
+        ),
+        (
+            "the first sector's share of its segment record",
+            1,
+            |store, seq| {
+                let at = locator(store, seq);
+                blank_share(&segment::path(store, "gxp"), at.offset, at.end(), true);
+            },
+        ),
+        (
+            "the last sector's share of its index record",
+            1,
+            |store, seq| {
+                let (from, to) = (index::position(seq), index::end_of(seq));
+                let (from, to) = (from.expect("position"), to.expect("end"));
+                blank_share(&index::path(store, "gxp"), from, to, false);
+            },
+        ),
+        (
+            "the first sector's share of its index record",
+            1,
+            |store, seq| {
+                let (from, to) = (index::position(seq), index::end_of(seq));
+                let (from, to) = (from.expect("position"), to.expect("end"));
+                blank_share(&index::path(store, "gxp"), from, to, true);
+            },
+        ),
         (
             "the first event's index record, in a write of two",
+            2,
             |store, seq| {
                 clear_write_end(store, "gxp", seq - 1);
                 let from = index::position(seq - 1).expect("position");
@@ -242,13 +278,24 @@ fn a_last_write_torn_anywhere_in_either_file_is_not_restored() {
                 );
             },
         ),
+        (
+            "the second event's record, in a write of two whose first is damaged",
+            2,
+            |store, seq| {
+                // The event that fails (the first, its bytes changed, no zeros) is not
+                // the one that bears the mark.
+                clear_write_end(store, "gxp", seq - 1);
+                damage(store, "gxp", seq - 1);
+                let at = locator(store, seq);
+                blank_share(&segment::path(store, "gxp"), at.offset, at.end(), false);
+            },
+        ),
     ];
-    for (what, tear) in tears {
+    for (what, dropped, tear) in tears {
         let dir = tempfile::tempdir().expect("tempdir");
         let (store, saved, gxp) = lagging(dir.path());
         restore_sled(&store, &saved);
         tear(&store, gxp.seq);
-        let dropped = if what.contains("write of two") { 2 } else { 1 };
         let l = Ledger::open_dir(dir.path()).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(
             l.head("gxp").expect("head").seq,
@@ -261,29 +308,50 @@ fn a_last_write_torn_anywhere_in_either_file_is_not_restored() {
 }
 
 #[test]
-fn a_last_write_misplaced_without_a_tear_fails_the_open() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (store, saved, gxp) = lagging(dir.path());
-    restore_sled(&store, &saved);
-    // The last event's locator points a byte off, every byte of both files written: not
-    // a tear's mark but damage, to a write that may have been acknowledged.
-    let at = Index::open(index::path(&store, "gxp"), true)
-        .and_then(|i| i.locator(gxp.seq))
-        .expect("locator");
-    let place = index::position(gxp.seq).expect("position");
-    overwrite(
-        &index::path(&store, "gxp"),
-        place,
-        &(at.offset + 1).to_be_bytes(),
-    );
-    let err = Ledger::open_dir(dir.path())
-        .err()
-        .expect("the open must fail")
-        .to_string();
-    assert!(err.contains(&format!("event {}", gxp.seq)), "{err}");
-    assert!(err.contains("not after the event before"), "{err}");
-    assert!(err.contains("no mark of a crash's tear"), "{err}");
-    assert!(kept_aside(&index::path(&store, "gxp")).is_empty());
+fn a_last_write_damaged_without_a_tears_mark_fails_the_open() {
+    // Every byte of both files written, then one thing changed: damage to a write that
+    // may have been acknowledged, whether the index's length runs past the file, the
+    // record is misplaced, or only the signature (which no hash covers) is wrong.
+    type Damage = fn(&Path, u64);
+    let cases: [(&str, &str, Damage); 3] = [
+        ("not after the event before", "misplaced", |store, seq| {
+            let at = locator(store, seq);
+            let place = index::position(seq).expect("position");
+            overwrite(
+                &index::path(store, "gxp"),
+                place,
+                &(at.offset + 1).to_be_bytes(),
+            );
+        }),
+        (
+            "runs past the end",
+            "a length one byte long",
+            |store, seq| {
+                let at = locator(store, seq);
+                let place = index::position(seq).expect("position") + 8;
+                let len = (at.len + 1) | (u32::from(index::WRITE_END) << 24);
+                overwrite(&index::path(store, "gxp"), place, &len.to_be_bytes());
+            },
+        ),
+        ("signature does not verify", "a signature", |store, seq| {
+            let at = locator(store, seq);
+            overwrite(&segment::path(store, "gxp"), at.end() - 3, &[0x5a; 2]);
+        }),
+    ];
+    for (why, what, damage) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, saved, gxp) = lagging(dir.path());
+        restore_sled(&store, &saved);
+        damage(&store, gxp.seq);
+        let err = Ledger::open_dir(dir.path())
+            .err()
+            .unwrap_or_else(|| panic!("{what}: the open must fail"))
+            .to_string();
+        assert!(err.contains(&format!("event {}", gxp.seq)), "{what}: {err}");
+        assert!(err.contains(why), "{what}: {err}");
+        assert!(err.contains("no mark of a crash's tear"), "{what}: {err}");
+        assert!(kept_aside(&index::path(&store, "gxp")).is_empty(), "{what}");
+    }
 }
 
 #[test]

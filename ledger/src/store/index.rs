@@ -186,12 +186,18 @@ impl Index {
         Ok(self.file.metadata()?.len() >= end)
     }
 
-    /// Where a blank sector is among the records of events `first..=last`
-    /// ([`super::segment::unwritten_sector`]).
-    pub fn unwritten_sector(&self, first: u64, last: u64) -> StoreResult<Option<u64>> {
+    /// Where a blank sector's share is among the records of events `first..=last`
+    /// ([`super::segment::unwritten_sector`], with its `head` and `tail`).
+    pub fn unwritten_sector(
+        &self,
+        first: u64,
+        last: u64,
+        head: usize,
+        tail: usize,
+    ) -> StoreResult<Option<u64>> {
         let from = self.place(first)?;
         let to = end_of(last).ok_or_else(|| self.unplaceable(last))?;
-        Ok(unwritten_sector_in(&self.file, from, to)?)
+        Ok(unwritten_sector_in(&self.file, from, to, head, tail)?)
     }
 
     /// The file's length in bytes.

@@ -9,7 +9,7 @@
 //! nothing counted by the head rests on bytes a crash or a power loss could take. After a
 //! crash the open rolls sled's head forward over the whole writes the files hold past it
 //! ([`super::sled_store`]); bytes past the rolled-forward head event's record belong to a
-//! write never acknowledged (unfinished, or torn: [`unwritten_sector`], [`blank_edge`]):
+//! write never acknowledged (unfinished, or torn: [`unwritten_sector`]):
 //! they are cut off, kept aside, if the head event's record reads back as that event
 //! ([`Segment::cut_tail`]).
 
@@ -173,9 +173,27 @@ impl Segment {
         }
     }
 
-    /// Where a blank sector is among bytes `from..to` of the file ([`unwritten_sector`]).
-    pub fn unwritten_sector(&self, from: u64, to: u64) -> StoreResult<Option<u64>> {
-        Ok(unwritten_sector_in(&self.file, from, to)?)
+    /// Where a blank sector's share is among bytes `from..to` of the file
+    /// ([`unwritten_sector`], with its `head` and `tail`).
+    pub fn unwritten_sector(
+        &self,
+        from: u64,
+        to: u64,
+        head: usize,
+        tail: usize,
+    ) -> StoreResult<Option<u64>> {
+        Ok(unwritten_sector_in(&self.file, from, to, head, tail)?)
+    }
+
+    /// The 4-byte length prefix of a record at `offset`, as the file holds it; `None` if
+    /// the file ends first.
+    pub fn prefix_at(&self, offset: u64) -> StoreResult<Option<u32>> {
+        let mut b = [0u8; 4];
+        match self.file.read_exact_at(&mut b, offset) {
+            Ok(()) => Ok(Some(u32::from_be_bytes(b))),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(StoreError::Io(e)),
+        }
     }
 
     /// The file's length in bytes.
@@ -410,22 +428,33 @@ impl Reader {
 /// file system leaves a sector never written as zeros.
 const SECTOR: u64 = 512;
 
-/// The shortest stretch of zeros taken for blank space: longer than any an encoded event
-/// holds (its hashes and signature are random, its payload is JSON text without zero
-/// bytes; the first event's previous hash, 32 zero bytes, is the longest).
+/// The shortest stretch of zeros taken for blank space inside a range: longer than any an
+/// encoded event or index record holds (their hashes and signature are random, a payload
+/// is JSON text without zero bytes; the first event's previous hash, 32 zero bytes, is
+/// the longest).
 const BLANK: usize = 64;
 
-/// Where some sector-aligned part of `bytes` (stored from file offset `offset` on),
-/// [`BLANK`] bytes or more, is all zeros, if one is: the mark of a write a power loss
-/// tore, whose other sectors never reached the disk. Bytes damaged after they were
-/// wholly written have none.
-pub fn unwritten_sector(offset: u64, bytes: &[u8]) -> Option<u64> {
+/// Where some sector's share of `bytes` (stored from file offset `offset` on) is all
+/// zeros, if one is: the mark of a write a power loss tore, whose other sectors never
+/// reached the disk. A share inside the range counts from [`BLANK`] bytes; the share at
+/// its start from `head` bytes and the one at its end from `tail` (at most `BLANK`, at
+/// least 1): where a write begins or ends inside a sector, the caller knows how many
+/// zero bytes its first or last bytes may hold. Bytes damaged after they were wholly
+/// written bear no such mark (except damage that writes zeros: a caller judges a range
+/// only once something in it has failed its checks).
+pub fn unwritten_sector(offset: u64, bytes: &[u8], head: usize, tail: usize) -> Option<u64> {
     let mut start = 0usize;
     while start < bytes.len() {
         let at = offset.saturating_add(start as u64);
         let to_boundary = (SECTOR - at % SECTOR) as usize;
         let end = bytes.len().min(start.saturating_add(to_boundary));
-        if end - start >= BLANK && bytes[start..end].iter().all(|&b| b == 0) {
+        let least = match (start == 0, end == bytes.len()) {
+            (true, true) => head.min(tail),
+            (true, false) => head,
+            (false, true) => tail,
+            (false, false) => BLANK,
+        };
+        if end - start >= least.clamp(1, BLANK) && bytes[start..end].iter().all(|&b| b == 0) {
             return Some(at);
         }
         start = end;
@@ -435,31 +464,29 @@ pub fn unwritten_sector(offset: u64, bytes: &[u8]) -> Option<u64> {
 
 /// [`unwritten_sector`] over bytes `from..to` of `file` (as far as it holds them), read
 /// a window at a time.
-pub fn unwritten_sector_in(file: &File, from: u64, to: u64) -> std::io::Result<Option<u64>> {
+pub fn unwritten_sector_in(
+    file: &File,
+    from: u64,
+    to: u64,
+    head: usize,
+    tail: usize,
+) -> std::io::Result<Option<u64>> {
     let to = to.min(file.metadata()?.len());
     let mut buf = Vec::new();
     let mut at = from;
     while at < to {
-        // Windows end on multiples of WINDOW, so every sector is judged whole.
+        // Windows end on multiples of WINDOW, so every sector's share is judged whole.
         let end = to.min((at / WINDOW as u64 + 1) * WINDOW as u64);
         buf.resize((end - at) as usize, 0);
         file.read_exact_at(&mut buf, at)?;
-        if let Some(blank) = unwritten_sector(at, &buf) {
+        let head = if at == from { head } else { BLANK };
+        let tail = if end == to { tail } else { BLANK };
+        if let Some(blank) = unwritten_sector(at, &buf, head, tail) {
             return Ok(Some(blank));
         }
         at = end;
     }
     Ok(None)
-}
-
-/// Whether `bytes` begins or ends with `EDGE` zero bytes: where a stretch of random
-/// bytes (a hash, a signature) meets a sector a crash left unwritten, too short a piece
-/// for [`unwritten_sector`] to judge. Random bytes do so once in 2⁶⁴.
-pub fn blank_edge(bytes: &[u8]) -> bool {
-    const EDGE: usize = 8;
-    bytes.len() >= EDGE
-        && (bytes[..EDGE].iter().all(|&b| b == 0)
-            || bytes[bytes.len() - EDGE..].iter().all(|&b| b == 0))
 }
 
 fn missing(path: &Path, seq: u64, at: Locator) -> StoreError {
@@ -495,27 +522,42 @@ mod tests {
     #[test]
     fn a_blank_sector_marks_a_torn_record_and_short_zero_runs_do_not() {
         let written: Vec<u8> = (0..1500u32).map(|i| (i % 251) as u8 + 1).collect();
-        assert_eq!(unwritten_sector(100, &written), None);
+        assert_eq!(unwritten_sector(100, &written, BLANK, BLANK), None);
         // Zeros shorter than BLANK (a length prefix's high bytes, a genesis hash).
         let mut short = written.clone();
         short[..2].fill(0);
         short[700..700 + BLANK - 1].fill(0);
-        assert_eq!(unwritten_sector(510, &short), None);
+        assert_eq!(unwritten_sector(510, &short, BLANK, BLANK), None);
         // A sector never written, whole or at the record's edge.
         let mut torn = written.clone();
         torn[412..924].fill(0);
-        assert_eq!(unwritten_sector(100, &torn), Some(512));
+        assert_eq!(unwritten_sector(100, &torn, BLANK, BLANK), Some(512));
         // From 100, the record's last BLANK bytes are the whole of its last sector's part.
         let mut edge = written.clone();
         edge[1500 - BLANK..].fill(0);
         assert_eq!(
-            unwritten_sector(100, &edge),
+            unwritten_sector(100, &edge, BLANK, BLANK),
             Some(100 + 1500 - BLANK as u64)
         );
         // Damage, however long, that leaves a nonzero byte in every sector's part.
-        let mut unaligned = written;
+        let mut unaligned = written.clone();
         unaligned[10..10 + 2 * BLANK].fill(0);
-        assert_eq!(unwritten_sector(0, &unaligned), None);
+        assert_eq!(unwritten_sector(0, &unaligned, BLANK, BLANK), None);
+        // Shares shorter than BLANK at either end of the range, judged by head and tail.
+        let mut ends = written.clone();
+        ends[..12].fill(0); // from 500: the range's first share is 12 bytes
+        assert_eq!(unwritten_sector(500, &ends, BLANK, BLANK), None);
+        assert_eq!(unwritten_sector(500, &ends, 13, BLANK), None);
+        assert_eq!(unwritten_sector(500, &ends, 12, BLANK), Some(500));
+        let mut tail = written;
+        tail[1500 - 3..].fill(0); // from 1036 to 2536: the last share is 488 bytes
+        assert_eq!(unwritten_sector(1036, &tail, BLANK, 2), None);
+        let share = (1036 + 1500) % 512;
+        tail[1500 - share..].fill(0);
+        assert_eq!(
+            unwritten_sector(1036, &tail, BLANK, 2),
+            Some(1036 + 1500 - share as u64)
+        );
     }
 
     #[test]

@@ -215,9 +215,14 @@ impl SledStore {
                     apps.insert(app.to_string());
                     continue;
                 }
-                let held = Index::open(index::path(dir, app), true)?.records()?;
-                if held > 0 {
-                    store.behind_by(app, 0, held);
+                match Index::open(index::path(dir, app), true).and_then(|i| i.records()) {
+                    Ok(0) => {}
+                    Ok(held) => store.behind_by(app, 0, held),
+                    Err(e) => tracing::warn!(
+                        app,
+                        error = %e,
+                        "an index file of an app sled does not know cannot be read: skipped"
+                    ),
                 }
             }
         }
@@ -343,7 +348,8 @@ impl SledStore {
     /// tree nodes computed again and compared with those the writer stored. Only the last
     /// write, with nothing written after it, can have been torn by a crash before it was
     /// acknowledged (the writer begins a write once the one before is fdatasync'd): if one
-    /// of its events fails its checks and the write's bytes bear a tear's marks
+    /// of its events fails its checks (for this write, its signature too, against the
+    /// keys the chain declared) and the write's bytes bear a tear's marks
     /// ([`tear_mark`]) the write is dropped whole, and the open cuts it off, keeping the
     /// bytes aside. Any other bad event, or stored tree nodes that disagree, is damage to
     /// events that may have been
@@ -396,6 +402,11 @@ impl SledStore {
         let mut whole = (head, hash, 0usize);
         // Where the last write's records begin in the segment file (set on reaching it).
         let mut write_from = seg_end;
+        // The keys declared so far, if the last write's signatures are to be checked.
+        let mut keys = match followed {
+            true => Vec::new(),
+            false => declared_keys(&self.marked(app, Mark::Key)?, index, seg, head)?,
+        };
         for seq in head + 1..=last_end {
             if seq == last_write {
                 write_from = seg_end;
@@ -403,12 +414,19 @@ impl SledStore {
             let found = match next_written(app, index, seg, seq, seg_end, &at_hash)? {
                 Ok((e, at)) => {
                     let nodes = frontier.push::<Blake3>(&e.hash);
+                    if let Some(Ok(k)) = crate::verify::declared_key(&e) {
+                        keys.push(k);
+                    }
                     // The writer stored these nodes; recomputed, they must agree, or the
                     // frontier they were computed from is damaged (or the write torn).
-                    if index.nodes(seq)? == nodes {
-                        Ok((e, at, nodes))
-                    } else {
+                    if index.nodes(seq)? != nodes {
                         Err("its tree nodes in the index file differ from those recomputed from the events before it".to_string())
+                    } else if seq >= last_write && !followed {
+                        // A write that may be torn: its signatures too (unhashed, a tear
+                        // in one would pass every check above).
+                        signed(&keys, &e).map(|()| (e, at, nodes))
+                    } else {
+                        Ok((e, at, nodes))
                     }
                 }
                 Err(why) => Err(why),
@@ -1009,8 +1027,7 @@ impl SledStore {
 
 /// Reads and checks event `seq` as the files hold it past sled's head: its index record
 /// places it right after the event before (`seg_end`), it decodes as that app's event
-/// `seq`, links to `prev`, its hash and payload digest recompute, and its signature
-/// shows no blank edge (it is checked against the keys by verification). `Ok(Err(why))`
+/// `seq`, links to `prev`, and its hash and payload digest recompute. `Ok(Err(why))`
 /// says why it cannot be restored; an I/O error is returned as such (the open fails:
 /// nothing is judged from a failed read).
 fn next_written(
@@ -1056,10 +1073,6 @@ fn next_written(
         fail("its payload does not match its digest")
     } else if crate::canonical::event_hash(&e) != e.hash {
         fail("its hash does not match its bytes")
-    } else if segment::blank_edge(&e.signature) {
-        // The signature is not hashed, and checked only by verification, with the keys:
-        // a crash's blank bytes in it are caught here.
-        fail("its signature begins or ends with blank bytes")
     } else {
         Ok(Ok((e, at)))
     }
@@ -1067,13 +1080,17 @@ fn next_written(
 
 /// The mark of a crash's tear in the last write past sled's head (events `first..=last`,
 /// its records in the segment file from byte `seg_from` on, nothing written after it),
-/// if its bytes bear one: an index record never written (a zero length), a tree node or
-/// segment record beginning or ending with blank bytes ([`segment::blank_edge`]), a
-/// segment file that ends before the write's records do, or a blank sector
-/// ([`segment::unwritten_sector`]) among its bytes in either file. The whole write is
-/// judged, not one record: a crash may leave any of its sectors unwritten, in either
-/// file, whichever record fails its checks. A write wholly written and damaged after has
-/// none of these marks (one in 2⁶⁴ for the edges).
+/// if its bytes bear one: an index record never written (a zero length); a record
+/// beginning with a zero length; a segment file that ends before the write's records do,
+/// by the index's lengths and by the records' own; or a sector's share of the write's
+/// bytes, in either file, all zeros ([`segment::unwritten_sector`]: 64 bytes or more
+/// inside the write; at its start more zeros than the first locator or length prefix
+/// holds; at its end 2 bytes or more, where a tree node or a signature ends). The whole
+/// write is judged, not one record: a crash may leave any of its sectors unwritten, in
+/// either file, whichever event fails its checks. Called only once one has: damage that
+/// happens to write zeros is taken for a tear (its bytes are kept aside, with a warning);
+/// a tear in the one or two bytes at an edge of a sector leaves no mark, and the open
+/// fails instead.
 fn tear_mark(
     index: &Index,
     seg: &Segment,
@@ -1082,43 +1099,99 @@ fn tear_mark(
     seg_from: u64,
 ) -> StoreResult<Option<String>> {
     let seg_path = seg.path().display();
-    // The records are written one after the other: each is where the lengths put it.
-    let mut offset = seg_from;
+    let seg_len = seg.file_len()?;
+    // Where the index's lengths end the write (`None` past any file).
+    let mut by_index = Some(seg_from);
+    let mut first_len = 0u32;
     for seq in first..=last {
         let at = index.locator(seq)?;
         if at.len == 0 {
             return Ok(Some(format!("event {seq}'s index record is blank")));
         }
-        if index.nodes(seq)?.iter().any(|n| segment::blank_edge(n)) {
-            return Ok(Some(format!(
-                "event {seq}'s index record has a tree node with blank bytes"
-            )));
+        if seq == first {
+            first_len = at.len;
         }
-        let Some(record) = seg.record_bytes(Locator {
-            offset,
-            len: at.len,
-        })?
-        else {
-            return Ok(Some(format!(
-                "{seg_path} ends before event {seq}'s record does"
-            )));
-        };
-        if segment::blank_edge(&record) {
-            return Ok(Some(format!(
-                "event {seq}'s record in {seg_path} begins or ends with blank bytes"
-            )));
-        }
-        offset = offset.saturating_add(record.len() as u64);
+        by_index = by_index.and_then(|o| o.checked_add(4 + u64::from(at.len)));
     }
-    if let Some(blank) = index.unwritten_sector(first, last)? {
+    // Where the records' own length prefixes end it, read from the write's start.
+    let mut by_prefixes = Some(seg_from);
+    for seq in first..=last {
+        let Some(o) = by_prefixes else { break };
+        by_prefixes = match seg.prefix_at(o)? {
+            Some(0) => {
+                return Ok(Some(format!(
+                    "event {seq}'s record in {seg_path} begins with a zero length"
+                )))
+            }
+            Some(len) => o
+                .checked_add(4 + u64::from(len))
+                .filter(|&end| end <= seg_len),
+            None => None,
+        };
+    }
+    // Either count that fits the file says it was written whole; a short count by the
+    // other is damage.
+    if by_index.is_none_or(|end| end > seg_len) && by_prefixes.is_none() {
+        return Ok(Some(format!(
+            "{seg_path} ends at byte {seg_len}, before the write's records do"
+        )));
+    }
+    // How many zero bytes a write's first bytes hold when written: the high bytes of its
+    // first locator's offset (which is `seg_from`) and of its first length prefix.
+    let zeros = |bytes: &[u8]| bytes.iter().take_while(|&&b| b == 0).count();
+    let index_head = zeros(&seg_from.to_be_bytes()) + 1;
+    let seg_head = zeros(&first_len.to_be_bytes()) + 1;
+    if let Some(blank) = index.unwritten_sector(first, last, index_head, 2)? {
         return Ok(Some(format!(
             "{} has a blank sector at byte {blank}",
             index.path().display()
         )));
     }
     Ok(seg
-        .unwritten_sector(seg_from, u64::MAX)?
+        .unwritten_sector(seg_from, seg_len, seg_head, 2)?
         .map(|blank| format!("{seg_path} has a blank sector at byte {blank}")))
+}
+
+/// The keys an app's chain declared in its events up to `head` (`marked`: its events
+/// marked as declaring one), read through its files
+/// at open (their events were acknowledged): what the roll forward checks the signatures
+/// of a last write that may be torn against.
+fn declared_keys(
+    marked: &[u64],
+    index: &Index,
+    seg: &Segment,
+    head: u64,
+) -> StoreResult<Vec<crate::keys::PublicKey>> {
+    let mut keys = Vec::new();
+    for &seq in marked.iter().filter(|&&seq| seq <= head) {
+        let e = crate::codec::decode(&seg.read(seq, index.locator(seq)?)?)
+            .map_err(|why| StoreError::Corrupt(format!("event {seq}: {why}")))?;
+        if let Some(Ok(k)) = crate::verify::declared_key(&e) {
+            keys.push(k);
+        }
+    }
+    Ok(keys)
+}
+
+/// Whether `e`'s signature verifies under a key the chain declared with its key id.
+fn signed(keys: &[crate::keys::PublicKey], e: &crate::Event) -> Result<(), String> {
+    let key = keys
+        .iter()
+        .rev()
+        .find(|k| k.key_id == e.key_id)
+        .and_then(crate::keys::PublicKey::verifying_key)
+        .ok_or_else(|| {
+            format!(
+                "it is signed by key {}, which the chain did not declare",
+                e.key_id
+            )
+        })?;
+    let message = crate::canonical::signature_message(&e.hash);
+    key.verify_strict(
+        &message,
+        &ed25519_dalek::Signature::from_bytes(&e.signature),
+    )
+    .map_err(|_| format!("its signature does not verify under key {}", e.key_id))
 }
 
 /// Writes rolled-forward events' entries to sled (and their recomputed tree nodes to the

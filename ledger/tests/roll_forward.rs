@@ -229,7 +229,23 @@ fn a_last_write_torn_anywhere_in_either_file_is_not_restored() {
     // Sectors a crash left unwritten, whatever the length of their share of the write,
     // in either file, whichever event fails its checks: the whole write is judged.
     type Tear = fn(&Path, u64);
-    let tears: [(&str, u64, Tear); 6] = [
+    let tears: [(&str, u64, Tear); 7] = [
+        (
+            "its index record from the length's low bytes on",
+            1,
+            |store, seq| {
+                // A sector boundary after the write-end byte: the length reads as 0, so the
+                // write seems to end early and the segment's bytes to follow it. They do not,
+                // by the records' own lengths: the write may be torn, and is.
+                let from = index::position(seq).expect("position") + 9;
+                let to = index::end_of(seq).expect("end");
+                overwrite(
+                    &index::path(store, "gxp"),
+                    from,
+                    &vec![0; (to - from) as usize],
+                );
+            },
+        ),
         (
             "the last sector's share of its segment record",
             1,
@@ -746,5 +762,25 @@ fn a_read_only_open_lists_apps_whose_every_event_sled_lost() {
     drop(ro);
     let l = Ledger::open_dir(dir.path()).expect("open");
     assert_eq!(l.head("gxp"), Some(gxp));
+    verifies(&l);
+}
+
+#[test]
+fn a_key_rotated_past_sleds_head_signs_what_follows_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled(dir.path(), 3);
+    let store = dir.path().join("store");
+    let saved = dir.path().join("saved-sled");
+    copy_sled(&store, &saved);
+    let head = {
+        let l = Ledger::open_dir(dir.path()).expect("reopen");
+        l.rotate_key("gxp", actor(), None).expect("rotate");
+        user(&l, "gxp", "after-rotation");
+        l.head("gxp").expect("head")
+    };
+    restore_sled(&store, &saved);
+    // The last write is signed by the rotated-in key, declared only past sled's head.
+    let l = Ledger::open_dir(dir.path()).expect("open");
+    assert_eq!(l.head("gxp"), Some(head));
     verifies(&l);
 }

@@ -558,6 +558,18 @@ mod tests {
             unwritten_sector(1036, &tail, BLANK, 2),
             Some(1036 + 1500 - share as u64)
         );
+        // Exactly at the thresholds: a first share of 5 zero bytes counts from head 5, not
+        // from 6; a last share of 1 zero byte counts from tail 1, not from 2; a range in
+        // one sector is both first and last share.
+        let bytes = vec![0u8; 5];
+        assert_eq!(unwritten_sector(507, &bytes, 5, BLANK), Some(507));
+        assert_eq!(unwritten_sector(507, &bytes, 6, BLANK), None);
+        let mut last = vec![9u8; 513];
+        last[512] = 0;
+        assert_eq!(unwritten_sector(0, &last, BLANK, 1), Some(512));
+        assert_eq!(unwritten_sector(0, &last, BLANK, 2), None);
+        assert_eq!(unwritten_sector(600, &[0u8; 3], 4, 3), Some(600));
+        assert_eq!(unwritten_sector(600, &[0u8; 3], 4, 4), None);
     }
 
     #[test]

@@ -384,9 +384,15 @@ impl SledStore {
         // The writer begins a write only once the one before is in both files and both
         // were fdatasync'd: bytes past the last write's in either file show it was made
         // durable whole, so damage in it is damage, not a tear.
-        let last_seg_end = index.locator(last_end)?.end();
-        let followed = index.file_len()? > index::end_of(last_end).unwrap_or(u64::MAX)
-            || seg.file_len()? > last_seg_end;
+        // In the segment file, where the last write ends is counted two ways (by the index
+        // records' lengths and by the records' own prefixes): one of them may be torn.
+        let write_start = match last_write - 1 {
+            0 => 0,
+            before => index.locator(before)?.end(),
+        };
+        let last = WriteEnds::of(index, seg, last_write, last_end, write_start)?;
+        let followed =
+            index.file_len()? > index::end_of(last_end).unwrap_or(u64::MAX) || last.followed();
         let tree_error = |e: crate::merkle::TreeError| {
             StoreError::Corrupt(format!("app {app}: rolling the tree forward: {e}"))
         };
@@ -400,17 +406,12 @@ impl SledStore {
         let mut writes: Vec<EventWrite> = Vec::new();
         // The end of the last whole write read: its seq, hash and place in `writes`.
         let mut whole = (head, hash, 0usize);
-        // Where the last write's records begin in the segment file (set on reaching it).
-        let mut write_from = seg_end;
         // The keys declared so far, if the last write's signatures are to be checked.
         let mut keys = match followed {
             true => Vec::new(),
-            false => declared_keys(&self.marked(app, Mark::Key)?, index, seg, head)?,
+            false => declared_keys(app, &self.marked(app, Mark::Key)?, index, seg, head)?,
         };
         for seq in head + 1..=last_end {
-            if seq == last_write {
-                write_from = seg_end;
-            }
             let found = match next_written(app, index, seg, seq, seg_end, &at_hash)? {
                 Ok((e, at)) => {
                     let nodes = frontier.push::<Blake3>(&e.hash);
@@ -442,7 +443,7 @@ impl SledStore {
                         // Only the last write, with nothing after it, may have been torn
                         // by a crash before its fdatasyncs returned (so before it was
                         // acknowledged): it is dropped whole if its bytes show it.
-                        match tear_mark(index, seg, last_write, last_end, write_from)? {
+                        match tear_mark(index, seg, last_write, last_end, &last)? {
                             Some(mark) => {
                                 tracing::warn!(
                                     app,
@@ -1078,30 +1079,72 @@ fn next_written(
     }
 }
 
+/// Where the last write's records end in the segment file, counted by the index
+/// records' lengths and by the records' own length prefixes, from where the write begins
+/// (`None`: past the file's end, or a prefix of zero).
+struct WriteEnds {
+    from: u64,
+    by_index: Option<u64>,
+    by_prefixes: Option<u64>,
+    seg_len: u64,
+}
+
+impl WriteEnds {
+    fn of(index: &Index, seg: &Segment, first: u64, last: u64, from: u64) -> StoreResult<Self> {
+        let seg_len = seg.file_len()?;
+        let mut by_index = Some(from);
+        let mut by_prefixes = Some(from);
+        for seq in first..=last {
+            let len = index.locator(seq)?.len;
+            by_index = by_index.and_then(|o| o.checked_add(4 + u64::from(len)));
+            if let Some(o) = by_prefixes {
+                by_prefixes = match seg.prefix_at(o)? {
+                    Some(len) if len > 0 => o
+                        .checked_add(4 + u64::from(len))
+                        .filter(|&end| end <= seg_len),
+                    _ => None,
+                };
+            }
+        }
+        Ok(WriteEnds {
+            from,
+            by_index: by_index.filter(|&end| end <= seg_len),
+            by_prefixes,
+            seg_len,
+        })
+    }
+
+    /// Whether the segment file holds bytes past the write by both counts: a later write
+    /// had begun, so this one had been made durable whole.
+    fn followed(&self) -> bool {
+        [self.by_index, self.by_prefixes]
+            .iter()
+            .all(|end| end.is_some_and(|end| end < self.seg_len))
+    }
+}
+
 /// The mark of a crash's tear in the last write past sled's head (events `first..=last`,
-/// its records in the segment file from byte `seg_from` on, nothing written after it),
-/// if its bytes bear one: an index record never written (a zero length); a record
-/// beginning with a zero length; a segment file that ends before the write's records do,
-/// by the index's lengths and by the records' own; or a sector's share of the write's
-/// bytes, in either file, all zeros ([`segment::unwritten_sector`]: 64 bytes or more
-/// inside the write; at its start more zeros than the first locator or length prefix
-/// holds; at its end 2 bytes or more, where a tree node or a signature ends). The whole
-/// write is judged, not one record: a crash may leave any of its sectors unwritten, in
-/// either file, whichever event fails its checks. Called only once one has: damage that
-/// happens to write zeros is taken for a tear (its bytes are kept aside, with a warning);
-/// a tear in the one or two bytes at an edge of a sector leaves no mark, and the open
-/// fails instead.
+/// nothing written after it; `ends` places it in the segment file), if its bytes bear
+/// one: an index record never written (a zero length); a segment file that ends before
+/// the write's records do, by the index's lengths and by the records' own; or a sector's
+/// share of the write's bytes, in either file, all zeros ([`segment::unwritten_sector`]).
+/// Inside the write a share is a whole sector. The share at its start counts from one
+/// zero byte more than its first bytes hold when written (the high bytes of the first
+/// locator's offset and of the first length prefix), the share at its end from 2 (a tree
+/// node or a signature ends there). The whole write is judged, not one record: a crash
+/// may leave any of its sectors unwritten, in either file, whichever event fails its
+/// checks. Called only once one has: damage that writes zeros where a tear would is
+/// taken for a tear (its bytes are kept aside, with a warning; for the 2-byte end, one
+/// chance in 2¹⁶ of random bytes); a tear within the few bytes at an edge that a share
+/// must exceed leaves no mark, and the open fails instead.
 fn tear_mark(
     index: &Index,
     seg: &Segment,
     first: u64,
     last: u64,
-    seg_from: u64,
+    ends: &WriteEnds,
 ) -> StoreResult<Option<String>> {
     let seg_path = seg.path().display();
-    let seg_len = seg.file_len()?;
-    // Where the index's lengths end the write (`None` past any file).
-    let mut by_index = Some(seg_from);
     let mut first_len = 0u32;
     for seq in first..=last {
         let at = index.locator(seq)?;
@@ -1111,35 +1154,17 @@ fn tear_mark(
         if seq == first {
             first_len = at.len;
         }
-        by_index = by_index.and_then(|o| o.checked_add(4 + u64::from(at.len)));
     }
-    // Where the records' own length prefixes end it, read from the write's start.
-    let mut by_prefixes = Some(seg_from);
-    for seq in first..=last {
-        let Some(o) = by_prefixes else { break };
-        by_prefixes = match seg.prefix_at(o)? {
-            Some(0) => {
-                return Ok(Some(format!(
-                    "event {seq}'s record in {seg_path} begins with a zero length"
-                )))
-            }
-            Some(len) => o
-                .checked_add(4 + u64::from(len))
-                .filter(|&end| end <= seg_len),
-            None => None,
-        };
-    }
-    // Either count that fits the file says it was written whole; a short count by the
-    // other is damage.
-    if by_index.is_none_or(|end| end > seg_len) && by_prefixes.is_none() {
+    if ends.by_index.is_none() && ends.by_prefixes.is_none() {
         return Ok(Some(format!(
-            "{seg_path} ends at byte {seg_len}, before the write's records do"
+            "{seg_path} ends at byte {}, before the write's records do",
+            ends.seg_len
         )));
     }
     // How many zero bytes a write's first bytes hold when written: the high bytes of its
-    // first locator's offset (which is `seg_from`) and of its first length prefix.
+    // first locator's offset (where the write begins) and of its first length prefix.
     let zeros = |bytes: &[u8]| bytes.iter().take_while(|&&b| b == 0).count();
-    let index_head = zeros(&seg_from.to_be_bytes()) + 1;
+    let index_head = zeros(&ends.from.to_be_bytes()) + 1;
     let seg_head = zeros(&first_len.to_be_bytes()) + 1;
     if let Some(blank) = index.unwritten_sector(first, last, index_head, 2)? {
         return Ok(Some(format!(
@@ -1148,7 +1173,7 @@ fn tear_mark(
         )));
     }
     Ok(seg
-        .unwritten_sector(seg_from, seg_len, seg_head, 2)?
+        .unwritten_sector(ends.from, ends.seg_len, seg_head, 2)?
         .map(|blank| format!("{seg_path} has a blank sector at byte {blank}")))
 }
 
@@ -1157,6 +1182,7 @@ fn tear_mark(
 /// at open (their events were acknowledged): what the roll forward checks the signatures
 /// of a last write that may be torn against.
 fn declared_keys(
+    app: &str,
     marked: &[u64],
     index: &Index,
     seg: &Segment,
@@ -1164,8 +1190,11 @@ fn declared_keys(
 ) -> StoreResult<Vec<crate::keys::PublicKey>> {
     let mut keys = Vec::new();
     for &seq in marked.iter().filter(|&&seq| seq <= head) {
-        let e = crate::codec::decode(&seg.read(seq, index.locator(seq)?)?)
-            .map_err(|why| StoreError::Corrupt(format!("event {seq}: {why}")))?;
+        let e = crate::codec::decode(&seg.read(seq, index.locator(seq)?)?).map_err(|why| {
+            StoreError::Corrupt(format!(
+                "app {app}: event {seq}, which declares a signing key: {why}"
+            ))
+        })?;
         if let Some(Ok(k)) = crate::verify::declared_key(&e) {
             keys.push(k);
         }
@@ -1173,7 +1202,8 @@ fn declared_keys(
     Ok(keys)
 }
 
-/// Whether `e`'s signature verifies under a key the chain declared with its key id.
+/// Whether `e`'s signature verifies under a key the chain declared with its key id, as
+/// verification checks it (a batch equation, of one).
 fn signed(keys: &[crate::keys::PublicKey], e: &crate::Event) -> Result<(), String> {
     let key = keys
         .iter()
@@ -1187,11 +1217,9 @@ fn signed(keys: &[crate::keys::PublicKey], e: &crate::Event) -> Result<(), Strin
             )
         })?;
     let message = crate::canonical::signature_message(&e.hash);
-    key.verify_strict(
-        &message,
-        &ed25519_dalek::Signature::from_bytes(&e.signature),
-    )
-    .map_err(|_| format!("its signature does not verify under key {}", e.key_id))
+    let signature = ed25519_dalek::Signature::from_bytes(&e.signature);
+    ed25519_dalek::verify_batch(&[message.as_slice()], &[signature], &[key])
+        .map_err(|_| format!("its signature does not verify under key {}", e.key_id))
 }
 
 /// Writes rolled-forward events' entries to sled (and their recomputed tree nodes to the

@@ -1114,17 +1114,8 @@ pub(crate) fn run_writer(
 ) {
     // Groups of this epoch or older are built on a failed write and are refused.
     let mut failed_epoch: Option<u64> = None;
-    let mut dbg_stats = (
-        0u64,
-        0u64,
-        std::time::Duration::ZERO,
-        std::time::Duration::ZERO,
-    );
-    let dbg_on = std::env::var("DBG_WRITER").is_ok();
     loop {
-        let t0 = std::time::Instant::now();
         let Ok(first) = rx.recv() else { break };
-        dbg_stats.2 += t0.elapsed();
         let groups: Vec<Unsigned> = std::iter::once(first)
             .chain(rx.try_iter())
             .flatten()
@@ -1180,18 +1171,7 @@ pub(crate) fn run_writer(
             if failed_apps.contains_key(&batch.app) {
                 continue;
             }
-            dbg_stats.0 += 1;
-            dbg_stats.1 += batch.events.len() as u64;
-            let tw = std::time::Instant::now();
-            let r = shared.store.write(std::slice::from_ref(batch));
-            dbg_stats.3 += tw.elapsed();
-            if dbg_on && dbg_stats.0 % 20 == 0 {
-                eprintln!(
-                    "writer: {} batches {} events, idle {:?} write {:?}",
-                    dbg_stats.0, dbg_stats.1, dbg_stats.2, dbg_stats.3
-                );
-            }
-            if let Err(e) = r {
+            if let Err(e) = shared.store.write(std::slice::from_ref(batch)) {
                 let msg = e.to_string();
                 tracing::error!(app = %batch.app, error = %msg, "write failed; the builder reloads from the store");
                 // Neither recorded nor surely not.

@@ -214,14 +214,30 @@ fn locator(store: &Path, seq: u64) -> segment::Locator {
         .expect("locator")
 }
 
+/// Event `seq`'s record in gxp's segment file (`in_index` false) or index file: the
+/// file and the record's byte range.
+fn record_span(store: &Path, seq: u64, in_index: bool) -> (PathBuf, u64, u64) {
+    if in_index {
+        let from = index::position(seq).expect("position");
+        (
+            index::path(store, "gxp"),
+            from,
+            index::end_of(seq).expect("end"),
+        )
+    } else {
+        let at = locator(store, seq);
+        (segment::path(store, "gxp"), at.offset, at.end())
+    }
+}
+
 /// Blanks the share of one 512-byte sector that bytes `from..to` of `path` hold: the
 /// first (`at_start`) or the last, as a crash that never wrote that sector leaves it.
-fn blank_share(path: &Path, from: u64, to: u64, at_start: bool) {
+fn blank_share((path, from, to): (PathBuf, u64, u64), at_start: bool) {
     let (a, b) = match at_start {
         true => (from, to.min((from / 512 + 1) * 512)),
         false => (from.max((to - 1) / 512 * 512), to),
     };
-    overwrite(path, a, &vec![0; (b - a) as usize]);
+    overwrite(&path, a, &vec![0; (b - a) as usize]);
 }
 
 #[test]
@@ -249,36 +265,22 @@ fn a_last_write_torn_anywhere_in_either_file_is_not_restored() {
         (
             "the last sector's share of its segment record",
             1,
-            |store, seq| {
-                let at = locator(store, seq);
-                blank_share(&segment::path(store, "gxp"), at.offset, at.end(), false);
-            },
+            |store, seq| blank_share(record_span(store, seq, false), false),
         ),
         (
             "the first sector's share of its segment record",
             1,
-            |store, seq| {
-                let at = locator(store, seq);
-                blank_share(&segment::path(store, "gxp"), at.offset, at.end(), true);
-            },
+            |store, seq| blank_share(record_span(store, seq, false), true),
         ),
         (
             "the last sector's share of its index record",
             1,
-            |store, seq| {
-                let (from, to) = (index::position(seq), index::end_of(seq));
-                let (from, to) = (from.expect("position"), to.expect("end"));
-                blank_share(&index::path(store, "gxp"), from, to, false);
-            },
+            |store, seq| blank_share(record_span(store, seq, true), false),
         ),
         (
             "the first sector's share of its index record",
             1,
-            |store, seq| {
-                let (from, to) = (index::position(seq), index::end_of(seq));
-                let (from, to) = (from.expect("position"), to.expect("end"));
-                blank_share(&index::path(store, "gxp"), from, to, true);
-            },
+            |store, seq| blank_share(record_span(store, seq, true), true),
         ),
         (
             "the first event's index record, in a write of two",
@@ -302,8 +304,7 @@ fn a_last_write_torn_anywhere_in_either_file_is_not_restored() {
                 // the one that bears the mark.
                 clear_write_end(store, "gxp", seq - 1);
                 damage(store, "gxp", seq - 1);
-                let at = locator(store, seq);
-                blank_share(&segment::path(store, "gxp"), at.offset, at.end(), false);
+                blank_share(record_span(store, seq, false), false);
             },
         ),
     ];
@@ -473,12 +474,7 @@ fn damage(store: &Path, app: &str, seq: u64) -> u64 {
     let at = Index::open(index::path(store, app), true)
         .and_then(|i| i.locator(seq))
         .expect("locator");
-    let seg = std::fs::OpenOptions::new()
-        .write(true)
-        .open(segment::path(store, app))
-        .expect("open");
-    seg.write_all_at(&[0xff; 8], at.offset + 20)
-        .expect("damage");
+    overwrite(&segment::path(store, app), at.offset + 20, &[0xff; 8]);
     at.offset
 }
 
@@ -488,12 +484,11 @@ fn tear(store: &Path, app: &str, seq: u64) -> u64 {
     let at = Index::open(index::path(store, app), true)
         .and_then(|i| i.locator(seq))
         .expect("locator");
-    let seg = std::fs::OpenOptions::new()
-        .write(true)
-        .open(segment::path(store, app))
-        .expect("open");
-    seg.write_all_at(&vec![0u8; 4 + at.len as usize], at.offset)
-        .expect("tear");
+    overwrite(
+        &segment::path(store, app),
+        at.offset,
+        &vec![0u8; 4 + at.len as usize],
+    );
     at.offset
 }
 

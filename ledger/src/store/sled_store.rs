@@ -352,8 +352,7 @@ impl SledStore {
     /// keys the chain declared) and the write's bytes bear a tear's marks
     /// ([`tear_mark`]) the write is dropped whole, and the open cuts it off, keeping the
     /// bytes aside. Any other bad event, or stored tree nodes that disagree, is damage to
-    /// events that may have been
-    /// acknowledged: the open fails, naming the event, and cuts nothing (whole writes
+    /// events that may have been acknowledged: the open fails, naming the event, and cuts nothing (whole writes
     /// before it may have been restored). An I/O error fails the open too.
     /// Returns the new head.
     fn roll_forward(
@@ -1081,12 +1080,17 @@ fn next_written(
 
 /// Where the last write's records end in the segment file, counted by the index
 /// records' lengths and by the records' own length prefixes, from where the write begins
-/// (`None`: past the file's end, or a prefix of zero).
+/// (`None`: past the file's end, or a prefix of zero); with what [`tear_mark`] needs of
+/// the write's index records, read once.
 struct WriteEnds {
     from: u64,
     by_index: Option<u64>,
     by_prefixes: Option<u64>,
     seg_len: u64,
+    /// The first event's length, as its index record has it.
+    first_len: u32,
+    /// The first event whose index record has a zero length (one never written).
+    blank_record: Option<u64>,
 }
 
 impl WriteEnds {
@@ -1094,8 +1098,15 @@ impl WriteEnds {
         let seg_len = seg.file_len()?;
         let mut by_index = Some(from);
         let mut by_prefixes = Some(from);
+        let (mut first_len, mut blank_record) = (0, None);
         for seq in first..=last {
             let len = index.locator(seq)?.len;
+            if seq == first {
+                first_len = len;
+            }
+            if len == 0 {
+                blank_record = blank_record.or(Some(seq));
+            }
             by_index = by_index.and_then(|o| o.checked_add(4 + u64::from(len)));
             if let Some(o) = by_prefixes {
                 by_prefixes = match seg.prefix_at(o)? {
@@ -1111,6 +1122,8 @@ impl WriteEnds {
             by_index: by_index.filter(|&end| end <= seg_len),
             by_prefixes,
             seg_len,
+            first_len,
+            blank_record,
         })
     }
 
@@ -1145,15 +1158,8 @@ fn tear_mark(
     ends: &WriteEnds,
 ) -> StoreResult<Option<String>> {
     let seg_path = seg.path().display();
-    let mut first_len = 0u32;
-    for seq in first..=last {
-        let at = index.locator(seq)?;
-        if at.len == 0 {
-            return Ok(Some(format!("event {seq}'s index record is blank")));
-        }
-        if seq == first {
-            first_len = at.len;
-        }
+    if let Some(seq) = ends.blank_record {
+        return Ok(Some(format!("event {seq}'s index record is blank")));
     }
     if ends.by_index.is_none() && ends.by_prefixes.is_none() {
         return Ok(Some(format!(
@@ -1165,7 +1171,7 @@ fn tear_mark(
     // first locator's offset (where the write begins) and of its first length prefix.
     let zeros = |bytes: &[u8]| bytes.iter().take_while(|&&b| b == 0).count();
     let index_head = zeros(&ends.from.to_be_bytes()) + 1;
-    let seg_head = zeros(&first_len.to_be_bytes()) + 1;
+    let seg_head = zeros(&ends.first_len.to_be_bytes()) + 1;
     if let Some(blank) = index.unwritten_sector(first, last, index_head, 2)? {
         return Ok(Some(format!(
             "{} has a blank sector at byte {blank}",
@@ -1178,9 +1184,9 @@ fn tear_mark(
 }
 
 /// The keys an app's chain declared in its events up to `head` (`marked`: its events
-/// marked as declaring one), read through its files
-/// at open (their events were acknowledged): what the roll forward checks the signatures
-/// of a last write that may be torn against.
+/// marked as declaring one), read through its files at open (their events were
+/// acknowledged): what the roll forward checks the signatures of a last write that may be
+/// torn against.
 fn declared_keys(
     app: &str,
     marked: &[u64],

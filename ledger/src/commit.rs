@@ -6,7 +6,7 @@
 //!    waits on signing or the disk.
 //! 2. The **signer** signs the groups' events in parallel (ed25519 is most of an append's
 //!    CPU) and encodes them.
-//! 3. The **writer** writes them to the store in one atomic batch per app.
+//! 3. The **writer** writes them to the store, one batch per app.
 //! 4. The **syncer** makes everything written durable (`Store::sync`), publishes the
 //!    durable heads, and only then answers each request.
 //!
@@ -1063,7 +1063,6 @@ impl Builder {
     }
 }
 
-/// The writer: signs, encodes and writes groups; hands them to the syncer.
 /// The signer: signs and encodes each group's events while the writer writes the groups
 /// before it. The hash chain is fixed, so signatures are independent of one another and
 /// are made in parallel.
@@ -1162,8 +1161,9 @@ pub(crate) fn run_writer(
                 }),
             }
         }
-        // One app at a time: each app's batch is atomic, and an app whose batch was
-        // written is answered as written even if a later app's batch fails.
+        // One app at a time: an app's batch is written whole or its error says what it
+        // left, and an app whose batch was written is answered as written even if a later
+        // app's batch fails.
         let mut failed_apps: HashMap<String, String> = unencodable.into_iter().collect();
         // Apps whose write failed with an outcome the store could not settle.
         let mut unknown_apps: HashSet<String> = HashSet::new();

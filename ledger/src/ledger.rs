@@ -770,8 +770,9 @@ fn load_view(store: &dyn Store, app: &str) -> Result<(Head, AppSchema), OpenErro
         hash: last.hash,
         recorded_at: last.recorded_at,
     };
-    // The head record is written in the same atomic batch as the events: if they disagree,
-    // events were removed or rewritten behind the ledger's back. Refuse to build on that.
+    // The head record is written after the events it counts (rolled forward at open if
+    // sled lost it): if they disagree, events were removed or rewritten behind the
+    // ledger's back. Refuse to build on that.
     match store.head_record(app)? {
         Some((s, h)) if s == seq && h == last.hash && last.seq == seq => {}
         Some((s, h)) => {

@@ -4,8 +4,9 @@
 //! written before trees existed).
 //!
 //! Appends maintain the tree themselves: the builder pushes each event's hash onto the
-//! app's [`Frontier`] and the nodes it completes go into the event's atomic batch
-//! (`commit.rs`), so the tree and the log never disagree, crash or not.
+//! app's [`Frontier`] and the nodes it completes are written with the event (`commit.rs`;
+//! in the index file, fdatasync'd with its locator, for the sled store), so the tree and
+//! the log never disagree, crash or not.
 
 use std::sync::Arc;
 

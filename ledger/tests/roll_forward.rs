@@ -2,8 +2,8 @@
 //! store whose sled files are put back as they were some appends earlier (what a power
 //! loss before sled's next sync leaves) gets every acknowledged event back with its record
 //! indexes; only whole writes are restored; a torn last write is cut and kept aside;
-//! damage to an earlier write fails the open; a failed write is cut back and never
-//! restored.
+//! damage to an earlier write fails the open; a write whose files failed is cut back and
+//! never restored; a write whose sled entries failed is kept and restored.
 
 mod common;
 
@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use common::*;
 use ledger::store::index::{self, Index};
-use ledger::store::{segment, SledStore};
+use ledger::store::{segment, FailAt, SledStore};
 use ledger::{
     CheckpointConfig, Command, FileKeyStore, Ledger, LedgerConfig, SystemClock, VerifyMode,
     VerifyPolicy,
@@ -39,16 +39,21 @@ fn verifies(l: &Ledger) {
 
 /// Copies sled's own files of a store (everything but the segment and index files).
 fn copy_sled(from: &Path, to: &Path) {
+    copy_tree(from, to, &["events"]);
+}
+
+/// Copies a directory's files and folders, but those named in `skip` at any depth.
+fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read dir") {
         let entry = entry.expect("entry");
         let name = entry.file_name();
-        if name == "events" {
+        if skip.iter().any(|s| name == *s) {
             continue;
         }
         let dest = to.join(&name);
         if entry.file_type().expect("type").is_dir() {
-            copy_sled(&entry.path(), &dest);
+            copy_tree(&entry.path(), &dest, skip);
         } else {
             std::fs::copy(entry.path(), dest).expect("copy");
         }
@@ -572,7 +577,7 @@ fn damage_to_an_acknowledged_write_past_sleds_head_fails_the_open() {
 }
 
 #[test]
-fn a_write_whose_sled_batch_failed_is_cut_back_and_never_restored() {
+fn a_write_whose_files_failed_is_cut_back_and_never_restored() {
     let dir = tempfile::tempdir().expect("tempdir");
     filled(dir.path(), 2);
     let store_dir = dir.path().join("store");
@@ -592,11 +597,15 @@ fn a_write_whose_sled_batch_failed_is_cut_back_and_never_restored() {
         .expect("open");
         let u = user(&l, "gxp", "later");
         let acked = l.head("gxp").expect("head");
-        // The files of the next write are synced, then its sled batch fails.
-        store.fail_next_batch(false);
+        // The next write fails as a failed fdatasync of its files would.
+        store.fail_next_write(FailAt::Files);
         let refused = create(&l, "gxp", "ValidationLog", validation_log(&u));
-        let err = refused.expect_err("not recorded").to_string();
-        assert!(err.contains("sled's batch failed"), "{err}");
+        let err = refused.expect_err("not recorded");
+        assert!(
+            matches!(err, ledger::AppendError::WriteFailed(_)),
+            "answered as not recorded: {err:?}"
+        );
+        assert!(err.to_string().contains("its fdatasync failed"), "{err}");
         let at = Index::open(index::path(&store_dir, "gxp"), true)
             .and_then(|i| i.locator(acked.seq))
             .expect("locator");
@@ -654,8 +663,8 @@ fn a_failed_write_that_could_not_be_cut_back_is_answered_as_unknown_and_a_retry_
         .expect("open");
         let u = user(&l, "gxp", "later");
         let acked = l.head("gxp").expect("head");
-        // The write's files are synced, its sled batch fails, and so does the cut back.
-        store.fail_next_batch(true);
+        // The write's files fail, and so does the cut back.
+        store.fail_next_write(FailAt::FilesAndCutBack);
         let err = keyed(&l, &u).expect_err("not acknowledged");
         assert!(
             matches!(err, ledger::AppendError::Durability(_)),
@@ -680,6 +689,127 @@ fn a_failed_write_that_could_not_be_cut_back_is_answered_as_unknown_and_a_retry_
     let again = keyed(&l, &u).expect("retry");
     assert!(again.duplicate);
     assert_eq!(again.event.seq, acked.seq + 1);
+    verifies(&l);
+}
+
+#[test]
+fn a_write_whose_sled_entries_failed_is_kept_answered_as_unknown_and_restored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled(dir.path(), 2);
+    let store_dir = dir.path().join("store");
+    let saved = dir.path().join("saved-sled");
+    copy_sled(&store_dir, &saved);
+    let keyed = |l: &Ledger, u: &str| {
+        let mut r = req(
+            "gxp",
+            Command::CreateRecord {
+                class: "ValidationLog".into(),
+                object_id: None,
+                fields: obj(validation_log(u)),
+            },
+        );
+        r.idempotency_key = Some("entries-failed-1".into());
+        l.append(r)
+    };
+    let (acked, u) = {
+        let store = Arc::new(SledStore::open(&store_dir).expect("store"));
+        let l = Ledger::open(LedgerConfig {
+            store: store.clone(),
+            keys: Arc::new(FileKeyStore::new(dir.path().join("keys"))),
+            clock: Arc::new(SystemClock),
+            seed: None,
+            max_group: 64,
+            checkpoints: CheckpointConfig::default(),
+            min_free_bytes: 0,
+        })
+        .expect("open");
+        let u = user(&l, "gxp", "later");
+        let acked = l.head("gxp").expect("head");
+        // The write's files are durable; sled takes its event's entries, then fails
+        // before the head.
+        store.fail_next_write(FailAt::Entries);
+        let err = keyed(&l, &u).expect_err("not acknowledged");
+        assert!(
+            matches!(err, ledger::AppendError::Durability(_)),
+            "not \"nothing was recorded\": {err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("retry with the same idempotency key")
+                && text.contains("the store's next open restores their entries"),
+            "{text}"
+        );
+        // Kept whole in both files, not cut back.
+        let index = Index::open(index::path(&store_dir, "gxp"), true).expect("index");
+        assert_eq!(index.records().expect("records"), acked.seq + 1);
+        let at = index.locator(acked.seq + 1).expect("locator");
+        assert_eq!(
+            std::fs::metadata(segment::path(&store_dir, "gxp"))
+                .expect("segment")
+                .len(),
+            at.end()
+        );
+        let later = create(&l, "gxp", "ValidationLog", validation_log(&u))
+            .expect_err("refused")
+            .to_string();
+        assert!(later.contains("until restarted"), "{later}");
+        assert_eq!(l.head("gxp"), Some(acked));
+        (acked, u)
+    };
+    // Reopened (sled as it was left, and again with sled's files from before every
+    // acknowledged append), the write is restored whole; the retry gets it, not a copy.
+    let second = dir.path().join("second");
+    copy_tree(dir.path(), &second, &["second", "saved-sled"]);
+    restore_sled(&second.join("store"), &saved);
+    for d in [dir.path(), second.as_path()] {
+        let l = Ledger::open_dir(d).expect("open");
+        assert_eq!(l.head("gxp").expect("head").seq, acked.seq + 1);
+        let again = keyed(&l, &u).expect("retry");
+        assert!(again.duplicate);
+        assert_eq!(again.event.seq, acked.seq + 1);
+        let id = again.event.subject.expect("subject").object_id;
+        assert_eq!(
+            l.versions("gxp", "ValidationLog", &id)
+                .expect("versions")
+                .len(),
+            1
+        );
+        verifies(&l);
+    }
+}
+
+#[test]
+fn a_tree_size_ahead_of_sleds_head_is_rolled_forward() {
+    // A crash between a write's tree size and its head, both inserted into sled: sled
+    // keeps the size, not the head.
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled(dir.path(), 2);
+    let store = dir.path().join("store");
+    let saved = dir.path().join("saved-sled");
+    copy_sled(&store, &saved);
+    let (head, (id, _, _)) = {
+        let l = Ledger::open_dir(dir.path()).expect("reopen");
+        let ids = later_writes(&l);
+        (l.head("gxp").expect("head"), ids)
+    };
+    restore_sled(&store, &saved);
+    {
+        let db = sled::open(&store).expect("sled");
+        let t = db.open_tree("app:gxp").expect("tree");
+        t.insert(b"T", &head.seq.to_be_bytes()).expect("insert");
+        db.flush().expect("flush");
+    }
+    let l = Ledger::open_dir(dir.path()).expect("open rolls forward");
+    assert_eq!(l.head("gxp"), Some(head));
+    assert_eq!(
+        l.versions("gxp", "ValidationLog", &id)
+            .expect("versions")
+            .len(),
+        2
+    );
+    verifies(&l);
+    let u = user(&l, "gxp", "after");
+    assert!(!u.is_empty());
     verifies(&l);
 }
 

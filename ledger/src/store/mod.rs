@@ -19,7 +19,7 @@ pub mod segment;
 mod sled_store;
 
 pub use memory::MemoryStore;
-pub use sled_store::{Behind, SledStore};
+pub use sled_store::{Behind, FailAt, SledStore};
 
 /// One event to store, with the index entries it implies.
 #[derive(Clone, Debug, Default)]
@@ -194,8 +194,10 @@ pub trait Store: Send + Sync + 'static {
     fn head_record(&self, app: &str) -> StoreResult<Option<(u64, [u8; 32])>>;
     /// Sequence numbers of the events with a mark, in order.
     fn marked(&self, app: &str, mark: Mark) -> StoreResult<Vec<u64>>;
-    /// Writes batches (each atomic); visible at once, durable after the next `sync` (the
-    /// events: after the next `sync_appends`).
+    /// Writes batches, app by app, each whole or not at all, or else failing with
+    /// [`StoreError::OutcomeUnknown`] (what it left may be found whole at the next open);
+    /// visible at once, durable after the next `sync` (the events: after the next
+    /// `sync_appends`).
     fn write(&self, batches: &[AppBatch]) -> StoreResult<()>;
     /// Makes every completed `write` durable.
     fn sync(&self) -> StoreResult<()>;

@@ -2,12 +2,21 @@
 //! event bodies in one append-only file per app ([`super::segment`]) and, for each event,
 //! where its body is and the Merkle tree nodes it completes in a second file placed by
 //! sequence number ([`super::index`]). Both files are fdatasync'd in every `write`, before
-//! sled's batch that moves the head past their new records: an acknowledged event is on
-//! disk in them. sled is made durable (`flush` plus an fsync of its data file) at most a
+//! sled's entries for their new records, which end with the head: an acknowledged event is
+//! on disk in them. sled is made durable (`flush` plus an fsync of its data file) at most a
 //! second later ([`Store::sync_appends`]), and in full by [`Store::sync`]; after a crash,
 //! its entries for events the files hold past its head are rolled forward at open, each
 //! event read back and checked first. So an append costs sled only its record indexes,
 //! and a group waits for two fdatasyncs, not three flushes.
+//!
+//! A write's sled entries are single inserts, not one `sled::Batch`: sled 0.34 writes its
+//! log buffer out at the start of every batch (the batch's recovery marker must follow
+//! everything before it), one `pwrite` and `sync_file_range` per group, where single
+//! inserts fill the buffer first. Nothing needs the batch's atomicity: sled recovers a
+//! prefix of its log, and the inserts come in an order in which any prefix is restored
+//! by the roll forward: each event's entries, then the tree size, then the head, each
+//! write's after the files that hold its events are durable. Entries past the head are
+//! those the roll forward writes again, with the same values.
 //!
 //! A store written before index files (each event's body, or where it is, in sled's `E`
 //! entry, its tree nodes in `N` entries) is migrated when it opens: the events are moved
@@ -69,7 +78,8 @@ pub struct SledStore {
     trees: RwLock<HashMap<String, sled::Tree>>,
     files: RwLock<HashMap<String, Arc<AppFiles>>>,
     /// A write that failed (or a failed sync of sled): the files may hold pages a failed
-    /// fdatasync dropped, or a write that could not be cut back, so every later write and
+    /// fdatasync dropped, or a write that could not be cut back, or sled only part of a
+    /// write's entries, so every later write and
     /// `sync` reports it ([`Store::refuses_writes`]: the ledger refuses writes until it is
     /// reopened, and the open judges what the files hold past the head).
     failed_append: Mutex<Option<(std::io::ErrorKind, String)>>,
@@ -77,11 +87,33 @@ pub struct SledStore {
     behind: Mutex<Vec<Behind>>,
     /// Opened for reading only: no migration, no cut, no new files.
     read_only: bool,
-    /// What [`SledStore::fail_next_batch`] asked the next write to fail: 0 nothing, 1 its
-    /// sled batch, 2 its sled batch and then cutting its index records back.
-    fail_next_batch: std::sync::atomic::AtomicU8,
+    /// The fault [`SledStore::fail_next_write`] asked the next write to meet.
+    fail_next_write: Mutex<Option<FailAt>>,
     /// When sled was last made durable ([`Store::sync`]).
     sled_synced: Mutex<std::time::Instant>,
+}
+
+/// A fault for tests of what a failed write leaves ([`SledStore::fail_next_write`]).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailAt {
+    /// The write's files are synced, then it fails as a failed fdatasync would: it is cut
+    /// back off both files.
+    Files,
+    /// As [`FailAt::Files`], and cutting its index records back fails too.
+    FilesAndCutBack,
+    /// Its files are synced and its first event's sled entries inserted, then the next
+    /// insert fails.
+    Entries,
+}
+
+/// What failed in one app's write, which decides what the write leaves.
+enum WriteFailure {
+    /// Writing or syncing the segment or index file: the write is cut back off both.
+    Files(StoreError),
+    /// An insert of sled's entries, after both files were made durable: the write stays
+    /// whole in them, and the next open restores its entries.
+    Entries(StoreError),
 }
 
 /// An app whose files hold events past the head sled recorded, seen by a read-only open
@@ -187,7 +219,7 @@ impl SledStore {
             files: RwLock::new(HashMap::new()),
             failed_append: Mutex::new(None),
             read_only,
-            fail_next_batch: std::sync::atomic::AtomicU8::new(0),
+            fail_next_write: Mutex::new(None),
             sled_synced: Mutex::new(std::time::Instant::now()),
             behind: Mutex::new(Vec::new()),
         };
@@ -364,7 +396,9 @@ impl SledStore {
     ) -> StoreResult<u64> {
         // No head record: perhaps a first write whose batch never reached sled's disk.
         let (head, hash) = self.head_record(app)?.unwrap_or((0, GENESIS_PREV_HASH));
-        if self.tree_size(app)?.unwrap_or(0) != head {
+        // A write's tree size is inserted before its head: a crash between the two leaves
+        // the size ahead, which the roll forward writes again.
+        if self.tree_size(app)?.unwrap_or(0) < head {
             // A tree still being built from older events: nothing was appended past it.
             return Ok(head);
         }
@@ -947,24 +981,26 @@ impl SledStore {
     }
 
     /// One app's batch: its segment records, then its index records, both fdatasync'd,
-    /// then sled's batch (record indexes, head, tree size). Returns where the segment's
-    /// records end. On an error the caller cuts both files back.
+    /// then sled's entries (record indexes, tree size, head: the order the module doc
+    /// explains). Returns where the segment's records end.
     fn write_files(
         &self,
         t: &sled::Tree,
         files: &AppFiles,
         index: &Index,
         b: &AppBatch,
-    ) -> StoreResult<u64> {
+    ) -> Result<u64, WriteFailure> {
         let first = b.events.first().map_or(0, |w| w.seq);
         let in_file = |path: &Path| {
             let path = path.display().to_string();
-            move |e: StoreError| match e {
-                StoreError::Io(io) => StoreError::Io(std::io::Error::new(
-                    io.kind(),
-                    format!("writing {path} failed: {io}"),
-                )),
-                other => StoreError::Backend(format!("writing {path} failed: {other}")),
+            move |e: StoreError| {
+                WriteFailure::Files(match e {
+                    StoreError::Io(io) => StoreError::Io(std::io::Error::new(
+                        io.kind(),
+                        format!("writing {path} failed: {io}"),
+                    )),
+                    other => StoreError::Backend(format!("writing {path} failed: {other}")),
+                })
             }
         };
         let (at, end) = files
@@ -980,30 +1016,40 @@ impl SledStore {
             .map_err(in_file(index.path()))?;
         files.seg.sync().map_err(in_file(files.seg.path()))?;
         index.sync().map_err(in_file(index.path()))?;
-        if self.fail_next_batch.load(Ordering::Acquire) > 0 {
-            return Err(StoreError::Backend(
-                "sled's batch failed (a fault injected by a test)".into(),
-            ));
+        let fault = *self
+            .fail_next_write
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if matches!(fault, Some(FailAt::Files | FailAt::FilesAndCutBack)) {
+            return Err(in_file(index.path())(StoreError::Backend(
+                "its fdatasync failed (a fault injected by a test)".into(),
+            )));
         }
-        let mut batch = sled::Batch::default();
+        let entries = |e: sled::Error| WriteFailure::Entries(backend(e));
         for w in &b.events {
             for (k, v) in index_entries(w) {
-                batch.insert(k, v);
+                t.insert(k, v).map_err(entries)?;
+            }
+            if fault == Some(FailAt::Entries) {
+                return Err(WriteFailure::Entries(StoreError::Backend(
+                    "sled failed an insert (a fault injected by a test)".into(),
+                )));
             }
         }
-        batch.insert(layout::HEAD, layout::head_value(b.head.0, &b.head.1));
-        batch.insert(layout::TREE_SIZE, &b.head.0.to_be_bytes());
-        t.apply_batch(batch).map_err(backend)?;
+        t.insert(layout::TREE_SIZE, &b.head.0.to_be_bytes())
+            .map_err(entries)?;
+        t.insert(layout::HEAD, layout::head_value(b.head.0, &b.head.1))
+            .map_err(entries)?;
         Ok(end)
     }
 
-    /// Makes the next write fail after its files are synced, where sled's batch would be
-    /// applied, and, with `cut_back_fails`, the cut of its index records back fail too:
-    /// for tests of what a failed write leaves.
+    /// Makes the next write meet `fault`: for tests of what a failed write leaves.
     #[doc(hidden)]
-    pub fn fail_next_batch(&self, cut_back_fails: bool) {
-        self.fail_next_batch
-            .store(1 + u8::from(cut_back_fails), Ordering::Release);
+    pub fn fail_next_write(&self, fault: FailAt) {
+        *self
+            .fail_next_write
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(fault);
     }
 
     /// Replaces the tree nodes stored for event `seq` behind the ledger. For tamper tests.
@@ -1489,57 +1535,80 @@ impl Store for SledStore {
                 )));
             }
             // Bodies and index records durable first (both written, then both synced);
-            // then the head that counts them. A failure on the way cuts both files back,
+            // then sled's entries, the head last. A failure in the files cuts both back,
             // so that no later open rolls forward a write answered "not recorded".
-            let end = match self.write_files(&t, &files, index, b) {
-                Ok(end) => end,
-                Err(e) => {
-                    // Refused from now on, before the cut: a sled sync meanwhile must
-                    // not make part of a failed batch durable.
-                    let why = format!("app {}: {e}", b.app);
-                    let kind = match &e {
-                        StoreError::Io(io) => io.kind(),
-                        _ => std::io::ErrorKind::Other,
-                    };
-                    *self.failed_append.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some((kind, why.clone()));
-                    // The index first: without its records (and their write-end
-                    // mark) no open restores the write, whatever the segment holds.
-                    let injected = self.fail_next_batch.swap(0, Ordering::AcqRel) == 2;
-                    let index_cut = if injected {
-                        Err(StoreError::Backend("a fault injected by a test".into()))
-                    } else {
-                        index.cut(counted, Tail::Drop)
-                    };
-                    // Past the head, the segment's tail is cut at the next open anyway.
-                    let seg_cut = match injected {
-                        true => Err(StoreError::Backend("a fault injected by a test".into())),
-                        false => files.seg.cut_tail(Tail::Drop),
-                    };
-                    if let Err(cut) = seg_cut {
-                        tracing::error!(app = %b.app, error = %cut, "cutting a failed write's records back off the segment file failed");
-                    }
-                    if let Err(cut) = index_cut {
-                        let why = format!(
-                            "app {}: {e}; cutting its records back off {} failed too ({cut})",
-                            b.app,
-                            index.path().display()
-                        );
-                        *self.failed_append.lock().unwrap_or_else(|p| p.into_inner()) =
-                            Some((std::io::ErrorKind::Other, why.clone()));
-                        return Err(StoreError::OutcomeUnknown(why));
-                    }
-                    return Err(StoreError::Io(std::io::Error::new(kind, why)));
+            let failed = match self.write_files(&t, &files, index, b) {
+                Ok(end) => {
+                    files.seg.publish(end);
+                    files
+                        .events
+                        .store(first + b.events.len() as u64 - 1, Ordering::Release);
+                    continue;
                 }
+                Err(failed) => failed,
             };
-            files.seg.publish(end);
-            files
-                .events
-                .store(first + b.events.len() as u64 - 1, Ordering::Release);
+            let fault = self
+                .fail_next_write
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            // Refused from now on: the files may hold what a failed fdatasync dropped, or
+            // sled only part of a write's entries.
+            let refuse = |kind: std::io::ErrorKind, why: &str| {
+                *self.failed_append.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((kind, why.to_string()));
+            };
+            let e = match failed {
+                WriteFailure::Entries(e) => {
+                    // The events are whole and durable in the files: kept, not cut (sled
+                    // may hold some of their entries, which only the roll forward from
+                    // the files makes whole again).
+                    let why = format!(
+                        "app {}: {e}; its events are in {} and {}, and the store's next open restores their entries",
+                        b.app,
+                        files.seg.path().display(),
+                        index.path().display()
+                    );
+                    refuse(std::io::ErrorKind::Other, &why);
+                    return Err(StoreError::OutcomeUnknown(why));
+                }
+                WriteFailure::Files(e) => e,
+            };
+            let why = format!("app {}: {e}", b.app);
+            let kind = match &e {
+                StoreError::Io(io) => io.kind(),
+                _ => std::io::ErrorKind::Other,
+            };
+            refuse(kind, &why);
+            // The index first: without its records (and their write-end mark) no open
+            // restores the write, whatever the segment holds.
+            let injected = fault == Some(FailAt::FilesAndCutBack);
+            let index_cut = if injected {
+                Err(StoreError::Backend("a fault injected by a test".into()))
+            } else {
+                index.cut(counted, Tail::Drop)
+            };
+            // Past the head, the segment's tail is cut at the next open anyway.
+            let seg_cut = match injected {
+                true => Err(StoreError::Backend("a fault injected by a test".into())),
+                false => files.seg.cut_tail(Tail::Drop),
+            };
+            if let Err(cut) = seg_cut {
+                tracing::error!(app = %b.app, error = %cut, "cutting a failed write's records back off the segment file failed");
+            }
+            if let Err(cut) = index_cut {
+                let why = format!(
+                    "app {}: {e}; cutting its records back off {} failed too ({cut})",
+                    b.app,
+                    index.path().display()
+                );
+                refuse(std::io::ErrorKind::Other, &why);
+                return Err(StoreError::OutcomeUnknown(why));
+            }
+            return Err(StoreError::Io(std::io::Error::new(kind, why)));
         }
         Ok(())
     }
-
     fn sync(&self) -> StoreResult<()> {
         self.check_failed()?;
         let started = std::time::Instant::now();

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::auth::permissions::Role;
 use crate::auth::store::{Credential, Failures, Session};
 use crate::auth::{check_new_password, hash_password, new_token, verify_password, Caller};
-use crate::error::{code, ApiError, ApiResult};
+use crate::error::{code, unknown_app, ApiError, ApiResult};
 use crate::state::{Decide, State};
 
 const MICROS: i64 = 1_000_000;
@@ -462,11 +462,49 @@ pub fn caller_on(
             policy.idle_timeout_secs / 60
         )));
     }
+    // Read before the user: a user record changed after it makes the next request read
+    // the user again.
+    let changed = state
+        .ledger
+        .users_changed(app)
+        .ok_or_else(|| unknown_app(app))?;
+    let actor = match state.users.get(app, &s.user_id, changed) {
+        Some(actor) => actor,
+        None => {
+            let Some(actor) = read_actor(state, app, &s.user_id, on_runtime)? else {
+                return Ok(None);
+            };
+            state.users.put(app, &s.user_id, changed, &actor);
+            actor
+        }
+    };
+    if touch {
+        s.last_seen_us = now.0;
+        state.auth.touch_session(token, &s).map_err(store_err)?;
+    }
+    Ok(Some(Caller {
+        app: app.to_string(),
+        user_id: s.user_id,
+        username: actor.username,
+        role: Role::from_name(&actor.role),
+        token: token.to_string(),
+    }))
+}
+
+/// A user's username and role as their `_User` record has them now, or 209 if it was
+/// deleted; on the runtime `Ok(None)` if the projections have not applied the record's
+/// latest version yet.
+fn read_actor(
+    state: &State,
+    app: &str,
+    user_id: &str,
+    on_runtime: bool,
+) -> ApiResult<Option<Actor>> {
     // The account as the projections have it, without waiting for them to catch up (a
     // write load would make every request wait) unless the account changed since.
     let latest = state
         .ledger
-        .versions(app, USER_CLASS, &s.user_id)
+        .versions(app, USER_CLASS, user_id)
         .map_err(|e| ApiError::internal(e.to_string()))?
         .last()
         .map(|(seq, _)| *seq);
@@ -476,7 +514,7 @@ pub fn caller_on(
         };
         match state
             .projections
-            .try_get_applied(app, USER_CLASS, &s.user_id, latest)?
+            .try_get_applied(app, USER_CLASS, user_id, latest)?
         {
             Some(v) => v.value,
             None => return Ok(None),
@@ -487,25 +525,11 @@ pub fn caller_on(
             Some(seq) if seq <= applied => projections::At::Seq(applied),
             _ => projections::At::Now,
         };
-        state
-            .projections
-            .get(app, USER_CLASS, &s.user_id, at)?
-            .value
+        state.projections.get(app, USER_CLASS, user_id, at)?.value
     };
     let record = record
         .ok_or_else(|| ApiError::invalid_session("Invalid session token (the user was deleted)"))?;
-    if touch {
-        s.last_seen_us = now.0;
-        state.auth.touch_session(token, &s).map_err(store_err)?;
-    }
-    let actor = actor_of(&s.user_id, &record);
-    Ok(Some(Caller {
-        app: app.to_string(),
-        user_id: s.user_id,
-        username: actor.username,
-        role: Role::from_name(&actor.role),
-        token: token.to_string(),
-    }))
+    Ok(Some(actor_of(user_id, &record)))
 }
 
 /// Ends the caller's session and records the logout.

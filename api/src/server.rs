@@ -111,6 +111,7 @@ impl Server {
                 ledger,
                 projections,
                 auth,
+                users: Default::default(),
                 clock,
                 write_lock: Mutex::new(()),
             }),

@@ -10,6 +10,7 @@ use projections::{At, Projections, Record};
 
 use crate::auth::permissions::{rules, ClassRules, Op};
 use crate::auth::store::AuthStore;
+use crate::auth::users::Users;
 use crate::auth::Caller;
 use crate::config::ServerConfig;
 use crate::error::{code, unknown_app, ApiError, ApiResult};
@@ -49,6 +50,8 @@ pub struct State {
     pub projections: Arc<Projections>,
     /// Passwords, sessions, failed logins.
     pub auth: AuthStore,
+    /// Signed-in users' usernames and roles, while no user record changes.
+    pub users: Users,
     /// Where "now" comes from (the ledger's clock).
     pub clock: Arc<dyn Clock>,
     /// Serialises account creation (username uniqueness) and read-modify-write updates

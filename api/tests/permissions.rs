@@ -313,3 +313,48 @@ async fn accounts_signup_has_no_role_and_admins_manage_users() {
         .await;
     assert_eq!(a.code(), Some(101));
 }
+
+#[tokio::test]
+async fn a_role_taken_away_counts_from_the_next_request() {
+    let t = T::new();
+    let (manager_id, manager) = t.session("gxp", "manager").await;
+    let (_, admin) = t.session("gxp", "admin").await;
+    // Several requests in the role first, so the server knows the user as a manager.
+    for _ in 0..3 {
+        let a = t
+            .call(
+                "POST",
+                "/parse/classes/ValidationLog",
+                "gxp",
+                Some(&manager),
+                Some(validation_log()),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    }
+    let a = t.set_role("gxp", &admin, &manager_id, "auditor").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = t
+        .call(
+            "POST",
+            "/parse/classes/ValidationLog",
+            "gxp",
+            Some(&manager),
+            Some(validation_log()),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    // And given back.
+    let a = t.set_role("gxp", &admin, &manager_id, "manager").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = t
+        .call(
+            "POST",
+            "/parse/classes/ValidationLog",
+            "gxp",
+            Some(&manager),
+            Some(validation_log()),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+}

@@ -409,6 +409,7 @@ impl Builder {
                     AppView {
                         head: s.head,
                         schema: s.schema.clone(),
+                        users_changed: s.users_changed,
                     },
                 ))
             })
@@ -932,6 +933,13 @@ impl Builder {
         if let Some(next) = draft.schema {
             state.schema = next;
         }
+        if event
+            .subject
+            .as_ref()
+            .is_some_and(|s| s.class == USER_CLASS)
+        {
+            state.users_changed = seq;
+        }
         let key = state.key.clone();
         let sets_state = draft.kind.sets_state(seq);
         let group = self.next_group;
@@ -1029,6 +1037,7 @@ impl Builder {
             schema: Arc::new(AppSchema::default()),
             key,
             tree: crate::merkle::Frontier::new(),
+            users_changed: 0,
         };
         self.chain(g, app, Actor::system(), None, None, genesis, Some(state))?;
         let i = self.chain(g, app, Actor::system(), None, None, define, None)?;

@@ -135,6 +135,9 @@ pub(crate) struct AppState {
     pub(crate) key: Arc<AppKey>,
     /// The right edge of the app's Merkle tree, including events in flight.
     pub(crate) tree: Frontier,
+    /// The last event on the app's user records, including events in flight, or the head
+    /// when the state was loaded ([`Ledger::users_changed`]).
+    pub(crate) users_changed: u64,
 }
 
 /// What readers see of an app: its durable head and the schema there.
@@ -142,6 +145,8 @@ pub(crate) struct AppState {
 pub(crate) struct AppView {
     pub(crate) head: Head,
     pub(crate) schema: Arc<AppSchema>,
+    /// [`AppState::users_changed`] as of the durable head.
+    pub(crate) users_changed: u64,
 }
 
 /// Set once making writes durable failed: from then on nothing may be acknowledged (the
@@ -257,6 +262,7 @@ impl Ledger {
                     AppView {
                         head: s.head,
                         schema: s.schema.clone(),
+                        users_changed: s.users_changed,
                     },
                 )
             })
@@ -328,7 +334,14 @@ impl Ledger {
         for app in store.apps()? {
             let (head, schema) = load_view(&*store, &app)?;
             let schema = Arc::new(schema);
-            durable.insert(app, AppView { head, schema });
+            durable.insert(
+                app,
+                AppView {
+                    head,
+                    schema,
+                    users_changed: head.seq,
+                },
+            );
         }
         let shared = Arc::new(Shared {
             store,
@@ -467,6 +480,15 @@ impl Ledger {
     /// The durable head of an app.
     pub fn head(&self, app: &str) -> Option<Head> {
         self.views().get(app).map(|v| v.head)
+    }
+
+    /// A number that changes whenever a durable event changes one of the app's user
+    /// records (`_User`): the last such event, or the head at the ledger's open (no user
+    /// changed between the open and that event). Equal readings mean no user record
+    /// changed in between, so what was read of a user at the first still holds; a cache
+    /// of users reads it before it reads a user. `None` for an unknown app.
+    pub fn users_changed(&self, app: &str) -> Option<u64> {
+        self.views().get(app).map(|v| v.users_changed)
     }
 
     /// The app's current (durable) schema.
@@ -822,5 +844,6 @@ pub(crate) fn load_app(
         schema: Arc::new(schema),
         key: Arc::new(key),
         tree,
+        users_changed: head.seq,
     })
 }

@@ -981,3 +981,33 @@ fn an_audit_trail_review_must_name_what_exists() {
         serde_json::from_slice(e.event.payload.as_deref().expect("payload")).expect("json");
     assert_eq!(p["through_hash"], Value::Null);
 }
+
+#[test]
+fn users_changed_moves_with_each_durable_change_to_a_user_and_only_then() {
+    let (l, _) = mem_ledger();
+    let at_open = l.users_changed("gxp").expect("app");
+    assert_eq!(l.users_changed("no-such-app"), None);
+    let u = user(&l, "gxp", "ana");
+    let after_user = l.users_changed("gxp").expect("app");
+    assert!(after_user > at_open);
+    assert_eq!(after_user, l.head("gxp").expect("head").seq);
+    // A record is not a user: no change.
+    create(&l, "gxp", "ValidationLog", validation_log(&u)).expect("create");
+    assert_eq!(l.users_changed("gxp"), Some(after_user));
+    // Another app's user is not this app's.
+    user(&l, "hipaa", "bo");
+    assert_eq!(l.users_changed("gxp"), Some(after_user));
+    // An update of the user is.
+    let a = l
+        .append(req(
+            "gxp",
+            Command::UpdateRecord {
+                class: "_User".into(),
+                object_id: u.clone(),
+                set: obj(json!({"role": "auditor"})),
+                unset: Vec::new(),
+            },
+        ))
+        .expect("update");
+    assert_eq!(l.users_changed("gxp"), Some(a.event.seq));
+}

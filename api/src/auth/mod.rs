@@ -8,6 +8,7 @@
 
 pub mod permissions;
 pub mod store;
+pub mod users;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};

@@ -169,14 +169,12 @@ impl EventKind {
         }
     }
 
-    /// The record state an event of this kind sets, if any: live on creation, deleted on
-    /// deletion.
+    /// The record-state entry an event of this kind writes, if any: deleted, on deletion.
+    /// A creation writes none: a record with versions and no state entry is live since its
+    /// first version ([`crate::store::layout::state_of`]), which spares every create an
+    /// index entry.
     pub(crate) fn sets_state(self, seq: u64) -> Option<crate::store::RecordState> {
         match self {
-            EventKind::RecordCreated | EventKind::UserCreated => Some(crate::store::RecordState {
-                deleted: false,
-                since: seq,
-            }),
             EventKind::RecordDeleted | EventKind::UserDeleted => Some(crate::store::RecordState {
                 deleted: true,
                 since: seq,

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `E` seq(8) | in memory: the event, postcard-encoded ([`crate::codec`]); sled keeps it in its segment and index files ([`super::segment`], [`super::index`]) and has `E` entries only in a store written before them (the event, or where it is: offset(8) ‖ length(4)), migrated at open |
 //! | `V` class 0x00 objectId 0x00 seq(8) | kind code (1 byte) |
-//! | `R` class 0x00 objectId | state(1: 0 live, 1 deleted) seq(8): written at creation and deletion |
+//! | `R` class 0x00 objectId | state(1: 0 live, 1 deleted) seq(8): written at deletion (until 2026-12-04 at creation too); a record without one is live since its first `V` entry, if it has one ([`state_of`]) |
 //! | `I` idempotency key | seq(8) |
 //! | `S` seq(8) | empty: a schema event |
 //! | `K` seq(8) | empty: an event declaring a key |
@@ -148,6 +148,34 @@ pub fn state_value(s: super::RecordState) -> Vec<u8> {
     v
 }
 
+/// A record's state from its `R` entry's value, if it has one, else from its first `V`
+/// key (the key of its first version), if it has one: live since that version.
+pub fn state_of(
+    app: &str,
+    class: &str,
+    object_id: &str,
+    state: Option<&[u8]>,
+    first_version: Option<&[u8]>,
+) -> super::StoreResult<Option<super::RecordState>> {
+    if let Some(v) = state {
+        return decode_state(app, class, object_id, v).map(Some);
+    }
+    first_version
+        .map(|k| {
+            seq_of(k)
+                .map(|since| super::RecordState {
+                    deleted: false,
+                    since,
+                })
+                .ok_or_else(|| {
+                    super::StoreError::Corrupt(format!(
+                        "app {app}: malformed version key of {class} {object_id}"
+                    ))
+                })
+        })
+        .transpose()
+}
+
 /// Reads a record state's value; malformed bytes are corruption, named by record.
 pub fn decode_state(
     app: &str,
@@ -235,4 +263,38 @@ pub fn index_entries(w: &super::EventWrite) -> Vec<(Vec<u8>, Vec<u8>)> {
         out.push((mark_key(m, w.seq).to_vec(), Vec::new()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::RecordState;
+
+    #[test]
+    fn a_record_state_comes_from_its_state_entry_else_from_its_first_version() {
+        let st = |state: Option<RecordState>, first: Option<u64>| {
+            let v = state.map(state_value);
+            let k = first.map(|s| version_key("C", "id1", s));
+            state_of("gxp", "C", "id1", v.as_deref(), k.as_deref()).expect("state")
+        };
+        let live = |since| RecordState {
+            deleted: false,
+            since,
+        };
+        let deleted = RecordState {
+            deleted: true,
+            since: 9,
+        };
+        // Never created.
+        assert_eq!(st(None, None), None);
+        // Created since a creation wrote no state entry: live since its first version.
+        assert_eq!(st(None, Some(4)), Some(live(4)));
+        // Deleted: the entry decides.
+        assert_eq!(st(Some(deleted), Some(4)), Some(deleted));
+        // A store written before: its creation wrote a live entry, read as it is.
+        assert_eq!(st(Some(live(4)), Some(4)), Some(live(4)));
+        // A malformed entry or version key is corruption, not a state.
+        assert!(state_of("gxp", "C", "id1", Some(&[7]), None).is_err());
+        assert!(state_of("gxp", "C", "id1", None, Some(b"V")).is_err());
+    }
 }

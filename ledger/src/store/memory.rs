@@ -104,13 +104,21 @@ impl Store for MemoryStore {
         class: &str,
         object_id: &str,
     ) -> StoreResult<Option<RecordState>> {
-        let trees = self.lock();
-        let value = trees
-            .get(&layout::tree_name(app))
-            .and_then(|t| t.get(&layout::state_key(class, object_id)));
-        value
-            .map(|v| layout::decode_state(app, class, object_id, v))
-            .transpose()
+        let state = {
+            let trees = self.lock();
+            trees
+                .get(&layout::tree_name(app))
+                .and_then(|t| t.get(&layout::state_key(class, object_id)).cloned())
+        };
+        let first = match state {
+            Some(_) => None,
+            None => self
+                .prefix_scan(app, &version_prefix(class, object_id))
+                .into_iter()
+                .next()
+                .map(|(k, _)| k),
+        };
+        layout::state_of(app, class, object_id, state.as_deref(), first.as_deref())
     }
 
     fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>> {

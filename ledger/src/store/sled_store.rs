@@ -1473,12 +1473,19 @@ impl Store for SledStore {
         let Some(t) = self.tree(app)? else {
             return Ok(None);
         };
-        let value = t
+        let state = t
             .get(layout::state_key(class, object_id))
             .map_err(backend)?;
-        value
-            .map(|v| layout::decode_state(app, class, object_id, &v))
-            .transpose()
+        let first = match state {
+            Some(_) => None,
+            None => t
+                .scan_prefix(version_prefix(class, object_id))
+                .keys()
+                .next()
+                .transpose()
+                .map_err(backend)?,
+        };
+        layout::state_of(app, class, object_id, state.as_deref(), first.as_deref())
     }
 
     fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>> {

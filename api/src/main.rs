@@ -151,8 +151,11 @@ fn serve(data_dir: PathBuf, cmd: Cmd) -> Result<ExitCode> {
     else {
         return Ok(ExitCode::from(2));
     };
+    // Colours only on a terminal: escape codes in a log file are noise (and formatting
+    // them cost each request's span a little CPU).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

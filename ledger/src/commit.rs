@@ -1072,15 +1072,9 @@ impl Builder {
     }
 }
 
-/// Events waiting at once from which the signer signs in parallel. Fewer are signed on
-/// its own thread: under a load of a few dozen clients (≈ 17 events a group over HTTP)
-/// rayon's workers spent as much CPU looking for work and yielding (≈ 3% of the server's
-/// samples) as they saved, on two cores the other stages need too.
-const SIGN_IN_PARALLEL_FROM: usize = 64;
-
 /// The signer: signs and encodes each group's events while the writer writes the groups
 /// before it. The hash chain is fixed, so signatures are independent of one another and
-/// many waiting at once are made in parallel.
+/// are made in parallel.
 pub(crate) fn run_signer(rx: mpsc::Receiver<Unsigned>, to_writer: mpsc::Sender<Vec<Unsigned>>) {
     while let Ok(first) = rx.recv() {
         let mut groups = vec![first];
@@ -1100,7 +1094,7 @@ pub(crate) fn run_signer(rx: mpsc::Receiver<Unsigned>, to_writer: mpsc::Sender<V
             .iter_mut()
             .flat_map(|u| u.group.built.iter_mut())
             .collect();
-        let failures: Vec<Option<(String, String)>> = if all.len() >= SIGN_IN_PARALLEL_FROM {
+        let failures: Vec<Option<(String, String)>> = if all.len() > 1 {
             all.par_iter_mut().map(|b| sign(b)).collect()
         } else {
             all.iter_mut().map(|b| sign(b)).collect()

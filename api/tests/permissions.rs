@@ -7,7 +7,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{validation_log, T};
+use common::{validation_log, Answer, T};
 use serde_json::{json, Value};
 
 const ROLES: [&str; 6] = [
@@ -321,40 +321,28 @@ async fn a_role_taken_away_counts_from_the_next_request() {
     let (_, admin) = t.session("gxp", "admin").await;
     // Several requests in the role first, so the server knows the user as a manager.
     for _ in 0..3 {
-        let a = t
-            .call(
-                "POST",
-                "/parse/classes/ValidationLog",
-                "gxp",
-                Some(&manager),
-                Some(validation_log()),
-            )
-            .await;
+        let a = create_log(&t, &manager).await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     }
     let a = t.set_role("gxp", &admin, &manager_id, "auditor").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    let a = t
-        .call(
-            "POST",
-            "/parse/classes/ValidationLog",
-            "gxp",
-            Some(&manager),
-            Some(validation_log()),
-        )
-        .await;
+    let a = create_log(&t, &manager).await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
     // And given back.
     let a = t.set_role("gxp", &admin, &manager_id, "manager").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    let a = t
-        .call(
-            "POST",
-            "/parse/classes/ValidationLog",
-            "gxp",
-            Some(&manager),
-            Some(validation_log()),
-        )
-        .await;
+    let a = create_log(&t, &manager).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+}
+
+/// A ValidationLog created in gxp by the holder of `token`.
+async fn create_log(t: &T, token: &str) -> Answer {
+    t.call(
+        "POST",
+        "/parse/classes/ValidationLog",
+        "gxp",
+        Some(token),
+        Some(validation_log()),
+    )
+    .await
 }

@@ -78,21 +78,46 @@ fn restore_sled(store: &Path, saved: &Path) {
     copy_sled(saved, store);
 }
 
+/// The ledger of `dir` over a sled store the test holds too, to inject faults into it.
+fn open_holding_store(dir: &Path) -> (Arc<SledStore>, Ledger) {
+    let store = Arc::new(SledStore::open(&dir.join("store")).expect("store"));
+    let l = Ledger::open(LedgerConfig {
+        store: store.clone(),
+        keys: Arc::new(FileKeyStore::new(dir.join("keys"))),
+        clock: Arc::new(SystemClock),
+        seed: None,
+        max_group: 64,
+        checkpoints: CheckpointConfig::default(),
+        min_free_bytes: 0,
+    })
+    .expect("open");
+    (store, l)
+}
+
+/// Creates a ValidationLog approved by `approver`, with an idempotency key.
+fn keyed_create(
+    l: &Ledger,
+    approver: &str,
+    key: &str,
+) -> Result<ledger::Appended, ledger::AppendError> {
+    let mut r = req(
+        "gxp",
+        Command::CreateRecord {
+            class: "ValidationLog".into(),
+            object_id: None,
+            fields: obj(validation_log(approver)),
+        },
+    );
+    r.idempotency_key = Some(key.into());
+    l.append(r)
+}
+
 /// Appends what the roll forward must restore in sled: a user, a record created with an
 /// idempotency key, an update, a deletion. Returns (the keyed record's id, the deleted
 /// record's id, the keyed create's seq).
 fn later_writes(l: &Ledger) -> (String, String, u64) {
     let u = user(l, "gxp", "later");
-    let mut keyed = req(
-        "gxp",
-        Command::CreateRecord {
-            class: "ValidationLog".into(),
-            object_id: None,
-            fields: obj(validation_log(&u)),
-        },
-    );
-    keyed.idempotency_key = Some("roll-forward-1".into());
-    let a = l.append(keyed).expect("create");
+    let a = keyed_create(l, &u, "roll-forward-1").expect("create");
     let id = a.event.subject.expect("subject").object_id;
     let gone = create(l, "gxp", "ValidationLog", validation_log(&u))
         .expect("create")
@@ -148,16 +173,7 @@ fn sled_behind_its_files_is_rolled_forward_at_open() {
     }
     verifies(&l);
     // The record indexes are back: the idempotency key, the versions, the deletion.
-    let mut again = req(
-        "gxp",
-        Command::CreateRecord {
-            class: "ValidationLog".into(),
-            object_id: None,
-            fields: obj(validation_log(&id)),
-        },
-    );
-    again.idempotency_key = Some("roll-forward-1".into());
-    let dup = l.append(again).expect("repeat");
+    let dup = keyed_create(&l, &id, "roll-forward-1").expect("repeat");
     assert!(dup.duplicate && dup.event.seq == keyed_seq);
     assert_eq!(
         l.versions("gxp", "ValidationLog", &id)
@@ -584,17 +600,7 @@ fn a_write_whose_files_failed_is_cut_back_and_never_restored() {
     let saved = dir.path().join("saved-sled");
     copy_sled(&store_dir, &saved);
     let acked = {
-        let store = Arc::new(SledStore::open(&store_dir).expect("store"));
-        let l = Ledger::open(LedgerConfig {
-            store: store.clone(),
-            keys: Arc::new(FileKeyStore::new(dir.path().join("keys"))),
-            clock: Arc::new(SystemClock),
-            seed: None,
-            max_group: 64,
-            checkpoints: CheckpointConfig::default(),
-            min_free_bytes: 0,
-        })
-        .expect("open");
+        let (store, l) = open_holding_store(dir.path());
         let u = user(&l, "gxp", "later");
         let acked = l.head("gxp").expect("head");
         // The next write fails as a failed fdatasync of its files would.
@@ -636,31 +642,9 @@ fn a_write_whose_files_failed_is_cut_back_and_never_restored() {
 fn a_failed_write_that_could_not_be_cut_back_is_answered_as_unknown_and_a_retry_finds_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     filled(dir.path(), 2);
-    let store_dir = dir.path().join("store");
-    let keyed = |l: &Ledger, u: &str| {
-        let mut r = req(
-            "gxp",
-            Command::CreateRecord {
-                class: "ValidationLog".into(),
-                object_id: None,
-                fields: obj(validation_log(u)),
-            },
-        );
-        r.idempotency_key = Some("unknown-outcome-1".into());
-        l.append(r)
-    };
+    let keyed = |l: &Ledger, u: &str| keyed_create(l, u, "unknown-outcome-1");
     let (acked, u) = {
-        let store = Arc::new(SledStore::open(&store_dir).expect("store"));
-        let l = Ledger::open(LedgerConfig {
-            store: store.clone(),
-            keys: Arc::new(FileKeyStore::new(dir.path().join("keys"))),
-            clock: Arc::new(SystemClock),
-            seed: None,
-            max_group: 64,
-            checkpoints: CheckpointConfig::default(),
-            min_free_bytes: 0,
-        })
-        .expect("open");
+        let (store, l) = open_holding_store(dir.path());
         let u = user(&l, "gxp", "later");
         let acked = l.head("gxp").expect("head");
         // The write's files fail, and so does the cut back.
@@ -699,30 +683,9 @@ fn a_write_whose_sled_entries_failed_is_kept_answered_as_unknown_and_restored() 
     let store_dir = dir.path().join("store");
     let saved = dir.path().join("saved-sled");
     copy_sled(&store_dir, &saved);
-    let keyed = |l: &Ledger, u: &str| {
-        let mut r = req(
-            "gxp",
-            Command::CreateRecord {
-                class: "ValidationLog".into(),
-                object_id: None,
-                fields: obj(validation_log(u)),
-            },
-        );
-        r.idempotency_key = Some("entries-failed-1".into());
-        l.append(r)
-    };
+    let keyed = |l: &Ledger, u: &str| keyed_create(l, u, "entries-failed-1");
     let (acked, u) = {
-        let store = Arc::new(SledStore::open(&store_dir).expect("store"));
-        let l = Ledger::open(LedgerConfig {
-            store: store.clone(),
-            keys: Arc::new(FileKeyStore::new(dir.path().join("keys"))),
-            clock: Arc::new(SystemClock),
-            seed: None,
-            max_group: 64,
-            checkpoints: CheckpointConfig::default(),
-            min_free_bytes: 0,
-        })
-        .expect("open");
+        let (store, l) = open_holding_store(dir.path());
         let u = user(&l, "gxp", "later");
         let acked = l.head("gxp").expect("head");
         // The write's files are durable; sled takes its event's entries, then fails

@@ -137,7 +137,7 @@ struct AppFiles {
     /// (its `E` entries say where each body is).
     index: Option<Index>,
     /// How many events the index places: reads see events `1..=events` through it. Moves
-    /// after sled's batch is applied (so for a moment the head and the tree size in sled
+    /// after sled's entries are inserted (so for a moment the head and the tree size in sled
     /// count events reads do not show yet; the ledger reads only up to its durable head).
     events: AtomicU64,
     /// Read-only, a migration interrupted after event `events`: the later events are still
@@ -394,7 +394,7 @@ impl SledStore {
         index: &Index,
         seg: &Segment,
     ) -> StoreResult<u64> {
-        // No head record: perhaps a first write whose batch never reached sled's disk.
+        // No head record: perhaps a first write whose entries never reached sled's disk.
         let (head, hash) = self.head_record(app)?.unwrap_or((0, GENESIS_PREV_HASH));
         // A write's tree size is inserted before its head: a crash between the two leaves
         // the size ahead, which the roll forward writes again.
@@ -1616,6 +1616,7 @@ impl Store for SledStore {
         }
         Ok(())
     }
+
     fn sync(&self) -> StoreResult<()> {
         self.check_failed()?;
         let started = std::time::Instant::now();
@@ -1630,7 +1631,7 @@ impl Store for SledStore {
 
     fn sync_appends(&self) -> StoreResult<()> {
         // Every `write` that returned `Ok` fdatasync'd its events' files before sled's
-        // batch: they are durable already, whatever happened since (a later write's
+        // entries: they are durable already, whatever happened since (a later write's
         // failure, a failed sled sync). sled itself is made durable now and then, its
         // entries restorable from the files at open; if that fails, later writes are
         // refused until the store is opened again, and these stay acknowledged.

@@ -104,21 +104,21 @@ impl Store for MemoryStore {
         class: &str,
         object_id: &str,
     ) -> StoreResult<Option<RecordState>> {
+        // Versions first, as the sled store does: no versions, no `R` entry.
+        let Some((first, _)) = self
+            .prefix_scan(app, &version_prefix(class, object_id))
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
         let state = {
             let trees = self.lock();
             trees
                 .get(&layout::tree_name(app))
                 .and_then(|t| t.get(&layout::state_key(class, object_id)).cloned())
         };
-        let first = match state {
-            Some(_) => None,
-            None => self
-                .prefix_scan(app, &version_prefix(class, object_id))
-                .into_iter()
-                .next()
-                .map(|(k, _)| k),
-        };
-        layout::state_of(app, class, object_id, state.as_deref(), first.as_deref())
+        layout::state_of(app, class, object_id, state.as_deref(), Some(&first))
     }
 
     fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>> {

@@ -1473,19 +1473,22 @@ impl Store for SledStore {
         let Some(t) = self.tree(app)? else {
             return Ok(None);
         };
+        // Versions first: a record without any has no `R` entry either (it is written at
+        // a deletion only), so the builder's usual question, whether a new id is free,
+        // costs one lookup.
+        let Some(first) = t
+            .scan_prefix(version_prefix(class, object_id))
+            .keys()
+            .next()
+            .transpose()
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
         let state = t
             .get(layout::state_key(class, object_id))
             .map_err(backend)?;
-        let first = match state {
-            Some(_) => None,
-            None => t
-                .scan_prefix(version_prefix(class, object_id))
-                .keys()
-                .next()
-                .transpose()
-                .map_err(backend)?,
-        };
-        layout::state_of(app, class, object_id, state.as_deref(), first.as_deref())
+        layout::state_of(app, class, object_id, state.as_deref(), Some(&first))
     }
 
     fn idempotent(&self, app: &str, key: &str) -> StoreResult<Option<u64>> {

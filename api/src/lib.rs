@@ -3,7 +3,8 @@
 //! The audit-ledger server: a Parse-compatible HTTP API (SPEC §5.1) over the ledger and
 //! its projections, with users, sessions and per-class role permissions (SPEC §6.1).
 //!
-//! - [`server`]: the axum router, middleware, metrics, graceful shutdown;
+//! - [`server`]: the axum router, metrics, graceful shutdown; `edge`: what every request
+//!   passes through first (request id, span, request metrics, exposed headers);
 //! - [`parse`]: the Parse REST surface (request normalisation, dispatch, handlers);
 //! - [`native`]: the ledger's own API under `/ledger/{app}` (history, day, diff, verify,
 //!   checkpoints and proofs…); [`esign`]: electronic signatures and audit-trail reviews;
@@ -17,6 +18,7 @@ pub mod accounts;
 pub mod auth;
 pub mod config;
 pub mod demo;
+mod edge;
 pub mod error;
 pub mod esign;
 pub mod live;

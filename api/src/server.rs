@@ -4,33 +4,28 @@
 //! and flushes before exiting.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State as Extract};
+use axum::extract::State as Extract;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use ledger::{Clock, Ledger, LedgerConfig, SystemClock};
-use metrics::{counter, gauge, histogram};
+use metrics::gauge;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use projections::Projections;
 use serde_json::json;
 use tower_http::cors::{Any, CorsLayer};
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::store::AuthStore;
 use crate::config::ServerConfig;
+use crate::edge::EdgeLayer;
 use crate::error::{code, ApiError};
 use crate::parse::objects::PreparedCreate;
 use crate::parse::request::ParseRequest;
@@ -61,8 +56,7 @@ pub enum StartError {
 
 /// The header carrying the sequence number an answer reflects.
 pub const SEQ_HEADER: &str = "x-ledger-seq";
-/// The request id header (set when absent, echoed back).
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub use crate::edge::REQUEST_ID_HEADER;
 
 /// A server ready to serve: its shared state.
 pub struct Server {
@@ -141,11 +135,12 @@ impl Server {
 
     /// The router, with its middleware.
     pub fn router(&self) -> Router {
+        // Any origin, method and header: no answer depends on the request's, so no `Vary`.
         let cors = CorsLayer::new()
             .allow_origin(Any)
             .allow_methods(Any)
-            .allow_headers(Any);
-        let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+            .allow_headers(Any)
+            .vary(Vec::<HeaderName>::new());
         let (routed, doc) = Self::documented_routes();
         let doc = Arc::new(doc);
         routed
@@ -158,18 +153,7 @@ impl Server {
             )
             .fallback(not_found)
             .with_state(self.state.clone())
-            .layer(middleware::from_fn(observe))
-            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req
-                    .headers()
-                    .get(REQUEST_ID_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
-            }))
-            .layer(PropagateRequestIdLayer::new(request_id.clone()))
-            .layer(SetRequestIdLayer::new(request_id, Counter::default()))
-            .layer(middleware::map_response(expose_headers))
+            .layer(EdgeLayer::default())
             .layer(cors)
     }
 
@@ -206,25 +190,6 @@ impl Server {
         })
         .await;
         Ok(())
-    }
-}
-
-/// Request ids: a per-process random prefix and a counter.
-#[derive(Clone, Default)]
-struct Counter(Arc<AtomicU64>);
-
-impl MakeRequestId for Counter {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        static PREFIX: OnceLock<String> = OnceLock::new();
-        let prefix = PREFIX.get_or_init(|| {
-            let mut b = [0u8; 4];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-            hex::encode(b)
-        });
-        let n = self.0.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{prefix}-{n}"))
-            .ok()
-            .map(RequestId::new)
     }
 }
 
@@ -320,67 +285,6 @@ async fn metrics_text(Extract(state): Extract<Arc<State>>) -> Response {
         )
             .into_response(),
         None => ApiError::internal("metrics recorder unavailable").into_response(),
-    }
-}
-
-/// `Access-Control-Expose-Headers`, listed with ", " between names: the Parse JS SDK
-/// splits the value on ", " and passes each piece to `Headers.has`, which throws on a
-/// name with a comma in it (tower-http's CORS layer joins with a bare ","), failing every
-/// successful request.
-const EXPOSE_HEADERS: &str = "x-ledger-seq, x-request-id, location";
-
-async fn expose_headers(mut resp: Response) -> Response {
-    resp.headers_mut().insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static(EXPOSE_HEADERS),
-    );
-    resp
-}
-
-/// Counts requests and their latency by route family and status.
-async fn observe(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = method_label(req.method());
-    let family = route_family(req.uri().path());
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    counter!("http_requests_total", "method" => method, "route" => family, "status" => status)
-        .increment(1);
-    histogram!("http_request_duration_seconds", "method" => method, "route" => family)
-        .record(start.elapsed().as_secs_f64());
-    resp
-}
-
-/// A bounded label for a method: an extension method a client made up is `other`, so that
-/// requests cannot add series to the metrics at will.
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
-}
-
-/// A bounded label for a path: `/parse/classes/X/id` → `parse/classes`.
-fn route_family(path: &str) -> &'static str {
-    let mut parts = path.split('/').filter(|s| !s.is_empty());
-    match (parts.next(), parts.next()) {
-        (Some("parse"), Some("classes")) => "parse/classes",
-        (Some("parse"), Some("users")) => "parse/users",
-        (Some("parse"), Some("login")) => "parse/login",
-        (Some("parse"), Some("logout")) => "parse/logout",
-        (Some("parse"), Some("batch")) => "parse/batch",
-        (Some("parse"), Some("schemas")) => "parse/schemas",
-        (Some("parse"), _) => "parse/other",
-        (Some("ledger"), _) => "ledger",
-        (Some("health"), _) => "health",
-        (Some("metrics"), _) => "metrics",
-        _ => "other",
     }
 }
 
@@ -489,22 +393,5 @@ async fn append_create(state: &State, p: PreparedCreate) -> Response {
     match state.submit(request).await {
         Ok(a) => reply_response(answer.reply(&a)),
         Err(e) => e.into_response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metric_labels_are_bounded() {
-        assert_eq!(method_label(&Method::POST), "POST");
-        let made_up = Method::from_bytes(b"BREW").expect("an extension method");
-        assert_eq!(method_label(&made_up), "other");
-        assert_eq!(
-            route_family("/parse/classes/ValidationLog/x1"),
-            "parse/classes"
-        );
-        assert_eq!(route_family("/anything/else"), "other");
     }
 }

@@ -166,14 +166,19 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let syncer = tokio::spawn(catch_up(self.state.clone(), stopped.clone()));
+        let (stop_catch_up, catch_up_stopped) = std::sync::mpsc::channel::<()>();
+        let state = self.state.clone();
+        let syncer = std::thread::Builder::new()
+            .name("projection-sync".into())
+            .spawn(move || catch_up(&state, &catch_up_stopped))?;
         let checkpointer = tokio::spawn(checkpoints(self.state.clone(), stopped));
         let router = self.router();
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
         let _ = stop.send(true);
-        let _ = syncer.await;
+        drop(stop_catch_up);
+        let _ = tokio::task::spawn_blocking(move || syncer.join()).await;
         let _ = checkpointer.await;
         let state = self.state.clone();
         let _ = tokio::task::spawn_blocking(move || {
@@ -193,27 +198,29 @@ impl Server {
     }
 }
 
-/// Keeps the projections close to the head, so reads rarely wait for a catch-up.
-async fn catch_up(state: Arc<State>, mut stop: tokio::sync::watch::Receiver<bool>) {
+/// Keeps the projections close to the head, so reads rarely wait for a catch-up; until
+/// `stop` is dropped. Runs on a thread of its own at a lower scheduling priority (nice 10,
+/// which needs no privilege): the catch-up is background work, and takes the CPU the
+/// request path leaves idle instead of competing with it for the two cores.
+fn catch_up(state: &State, stop: &std::sync::mpsc::Receiver<()>) {
+    if let Err(e) = rustix::process::nice(10) {
+        tracing::debug!(error = %e, "the projection catch-up keeps the default priority");
+    }
     loop {
-        let s = state.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            for app in s.ledger.apps() {
-                let head = s.ledger.head(&app).map_or(0, |h| h.seq);
-                let applied = s.projections.applied(&app).unwrap_or(0);
-                gauge!("projection_lag_events", "app" => app.clone())
-                    .set(head.saturating_sub(applied) as f64);
-                if applied < head {
-                    if let Err(e) = s.projections.sync(&app) {
-                        tracing::error!(app, error = %e, "projection catch-up failed");
-                    }
+        for app in state.ledger.apps() {
+            let head = state.ledger.head(&app).map_or(0, |h| h.seq);
+            let applied = state.projections.applied(&app).unwrap_or(0);
+            gauge!("projection_lag_events", "app" => app.clone())
+                .set(head.saturating_sub(applied) as f64);
+            if applied < head {
+                if let Err(e) = state.projections.sync(&app) {
+                    tracing::error!(app, error = %e, "projection catch-up failed");
                 }
             }
-        })
-        .await;
-        tokio::select! {
-            _ = stop.wait_for(|stopped| *stopped) => return,
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        match stop.recv_timeout(Duration::from_millis(20)) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
         }
     }
 }

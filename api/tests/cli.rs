@@ -119,6 +119,9 @@ fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm_keeping_acknowl
     let (status, body) = http(port, "GET", "/health", &[], "");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"status\":\"ok\""), "{body}");
+    // The projection catch-up runs on its own thread, below the request path's priority.
+    #[cfg(target_os = "linux")]
+    assert_eq!(thread_nice(server.id(), "projection-sync"), Some(10));
     let app = [
         ("X-Parse-Application-Id", "gxp"),
         ("Content-Type", "application/json"),
@@ -201,4 +204,20 @@ fn serve_answers_health_and_metrics_and_stops_cleanly_on_sigterm_keeping_acknowl
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// The nice value of process `pid`'s thread named `name` (from `/proc`), if it has one.
+#[cfg(target_os = "linux")]
+fn thread_nice(pid: u32, name: &str) -> Option<i64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    tasks.flatten().find_map(|t| {
+        let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+        if comm.trim_end() != name {
+            return None;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+        // Fields after the parenthesised name, from the third (state) on; nice is the 19th.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        rest.split_whitespace().nth(16)?.parse().ok()
+    })
 }

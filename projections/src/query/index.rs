@@ -209,6 +209,9 @@ impl Query {
             }));
         };
         let want = self.skip.saturating_add(self.limit);
+        if self.order_keys.len() == 1 {
+            return self.walk_one_key(group, first.desc, want, budget, fetch);
+        }
         let entries: Box<dyn Iterator<Item = &Entry>> = if first.desc {
             Box::new(group.iter().rev())
         } else {
@@ -251,5 +254,148 @@ impl Query {
             results,
             count: None,
         }))
+    }
+
+    /// [`Query::run_indexed`] for a query with one order key. Ties are then broken by
+    /// objectId ascending, the order in which the index holds each run of equal keys, so
+    /// a match is final when it is met and the walk stops at `want` even inside a long
+    /// run of equal keys (where the general walk must read the whole run to sort it).
+    /// Descending, the keys are walked from the top and each key's run read upwards.
+    fn walk_one_key<E>(
+        &self,
+        group: &BTreeSet<Entry>,
+        desc: bool,
+        want: usize,
+        budget: usize,
+        mut fetch: impl FnMut(&str) -> Result<Option<Record>, E>,
+    ) -> Result<Option<QueryOutput>, E> {
+        let mut out: Vec<Record> = Vec::new();
+        let mut fetched = 0usize;
+        // Fetches `e`'s record and keeps it if it matches; `Err(None)`: give up (over the
+        // budget, or the index is out of step with the records).
+        let mut visit = |e: &Entry, out: &mut Vec<Record>| -> Result<Result<(), ()>, E> {
+            fetched += 1;
+            if fetched > budget {
+                return Ok(Err(()));
+            }
+            match fetch(&e.id)? {
+                Some(r) => {
+                    if self.matches(&r) {
+                        out.push(r);
+                    }
+                    Ok(Ok(()))
+                }
+                None => {
+                    debug_assert!(false, "index lists {} but it is not live", e.id);
+                    Ok(Err(()))
+                }
+            }
+        };
+        if desc {
+            let mut from_top = group.iter().rev().peekable();
+            'keys: while let Some(last) = from_top.next() {
+                let lowest = Entry {
+                    key: last.key.clone(),
+                    id: "".into(),
+                };
+                for e in group.range(lowest..=last.clone()) {
+                    if out.len() >= want {
+                        break 'keys;
+                    }
+                    if visit(e, &mut out)?.is_err() {
+                        return Ok(None);
+                    }
+                }
+                while from_top
+                    .next_if(|e| e.key.view().cmp(&last.key.view()).is_eq())
+                    .is_some()
+                {}
+            }
+        } else {
+            for e in group {
+                if out.len() >= want {
+                    break;
+                }
+                if visit(e, &mut out)?.is_err() {
+                    return Ok(None);
+                }
+            }
+        }
+        let results = out.into_iter().skip(self.skip).take(self.limit).collect();
+        Ok(Some(QueryOutput {
+            results,
+            count: None,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::convert::Infallible;
+
+    use ledger::schema::ClassDef;
+    use ledger::Timestamp;
+    use serde_json::json;
+
+    use super::*;
+    use crate::query::QueryParams;
+
+    /// `n` records with the same `due` and alternating `ok`, ids in creation order.
+    fn tied(n: usize) -> HashMap<String, Record> {
+        (0..n)
+            .map(|i| {
+                let id = format!("id{i:05}");
+                let mut fields = serde_json::Map::new();
+                fields.insert("due".into(), json!(7));
+                fields.insert("ok".into(), json!(i % 2 == 0));
+                let r = Record {
+                    object_id: id.clone(),
+                    created_at: Timestamp(1),
+                    updated_at: Timestamp(1),
+                    created_seq: i as u64 + 1,
+                    updated_seq: i as u64 + 1,
+                    fields,
+                };
+                (id, r)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_order_key_stops_at_the_limit_inside_a_run_of_ties_either_way() {
+        let class = ClassDef::from_json(&json!({"className": "Item", "fields": {
+            "due": {"type": "Number"}, "ok": {"type": "Boolean"}}}))
+        .expect("class");
+        let records = tied(5_000);
+        for order in ["due", "-due"] {
+            let q = Query::parse(
+                &class,
+                &QueryParams {
+                    where_: Some(json!({"ok": true})),
+                    order: Some(order.into()),
+                    limit: Some(3),
+                    skip: Some(1),
+                    ..QueryParams::default()
+                },
+            )
+            .expect("query");
+            let field = q.index_field().expect("an index answers it");
+            let index =
+                OrderIndex::build(&field, records.values().cloned().map(Ok::<_, Infallible>))
+                    .expect("index");
+            let mut fetched = 0;
+            let out = q
+                .run_indexed(&index, 100, |id| {
+                    fetched += 1;
+                    Ok::<_, Infallible>(records.get(id).cloned())
+                })
+                .expect("infallible")
+                .expect("answered by the walk, within its budget");
+            let ids: Vec<&str> = out.results.iter().map(|r| r.object_id.as_str()).collect();
+            // Ties go by objectId ascending whatever the direction; `ok` pins the even ids.
+            assert_eq!(ids, ["id00002", "id00004", "id00006"], "order {order}");
+            assert!(fetched <= 4, "order {order}: {fetched} records fetched");
+        }
     }
 }

@@ -8,9 +8,10 @@
 //! as `status = "Fail"`): the walk then visits only that group, so a selective equality
 //! does not make it wade through every other record. [`Query::run_indexed`] walks the
 //! index of a query's first `order` field (in the group of its equality, if the index has
-//! one) in the query's direction, fetches the records it meets,
-//! keeps those matching `where`, sorts each run of records sharing the first key by the
-//! remaining keys, and stops once `skip + limit` matches are complete: the result is
+//! one) in the query's direction, fetches the records it meets, keeps those matching
+//! `where`, sorts each run of records sharing the first key by the remaining keys (with
+//! one order key a run is already in the ties' order, objectId, and is read no further
+//! than needed), and stops once `skip + limit` matches are complete: the result is
 //! exactly what [`Query::run`] gives over the whole class. The projector builds indexes on
 //! first use and keeps them in step with each applied chunk (see `read.rs`, `projector.rs`).
 

@@ -272,7 +272,7 @@ impl Query {
     ) -> Result<Option<QueryOutput>, E> {
         let mut out: Vec<Record> = Vec::new();
         let mut fetched = 0usize;
-        // Fetches `e`'s record and keeps it if it matches; `Err(None)`: give up (over the
+        // Fetches `e`'s record and keeps it if it matches; `Ok(Err(()))`: give up (over the
         // budget, or the index is out of step with the records).
         let mut visit = |e: &Entry, out: &mut Vec<Record>| -> Result<Result<(), ()>, E> {
             fetched += 1;

@@ -31,7 +31,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// splits the value on ", " and passes each piece to `Headers.has`, which throws on a
 /// name with a comma in it (tower-http's CORS layer joins with a bare ","), failing every
 /// successful request.
-pub(crate) const EXPOSE_HEADERS: &str = "x-ledger-seq, x-request-id, location";
+const EXPOSE_HEADERS: &str = "x-ledger-seq, x-request-id, location";
 
 /// The edge, as a layer for the router.
 #[derive(Clone, Default)]
@@ -143,7 +143,7 @@ impl RequestIds {
 
 /// A bounded label for a method: an extension method a client made up is `other`, so that
 /// requests cannot add series to the metrics at will.
-pub(crate) fn method_label(method: &Method) -> &'static str {
+fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -157,7 +157,7 @@ pub(crate) fn method_label(method: &Method) -> &'static str {
 }
 
 /// A bounded label for a path: `/parse/classes/X/id` → `parse/classes`.
-pub(crate) fn route_family(path: &str) -> &'static str {
+fn route_family(path: &str) -> &'static str {
     let mut parts = path.split('/').filter(|s| !s.is_empty());
     match (parts.next(), parts.next()) {
         (Some("parse"), Some("classes")) => "parse/classes",

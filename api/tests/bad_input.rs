@@ -272,15 +272,7 @@ fn cases() -> Vec<Case> {
 async fn every_bad_input_gets_its_error_and_writes_nothing() {
     let t = T::with_config(|c| c.max_body_bytes = 16 * 1024);
     let (_, manager) = t.session("gxp", "manager").await;
-    let created = t
-        .call(
-            "POST",
-            "/parse/classes/ValidationLog",
-            "gxp",
-            Some(&manager),
-            Some(validation_log()),
-        )
-        .await;
+    let created = t.create_log(&manager).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let existing = created.body["objectId"].as_str().unwrap().to_string();
     for case in cases() {
@@ -320,15 +312,7 @@ async fn a_forbidden_role_is_refused_with_one_access_denied_event() {
     let t = T::new();
     let (_, auditor) = t.session("gxp", "auditor").await;
     let before = t.head("gxp");
-    let a = t
-        .call(
-            "POST",
-            "/parse/classes/ValidationLog",
-            "gxp",
-            Some(&auditor),
-            Some(validation_log()),
-        )
-        .await;
+    let a = t.create_log(&auditor).await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert_eq!(a.code(), Some(119));
     assert_eq!(

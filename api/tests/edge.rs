@@ -53,15 +53,7 @@ async fn every_answer_carries_cors_and_the_exposed_headers_even_an_error() {
     let missing = get(&t, "/no/such/route", None).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let (_, token) = t.session("gxp", "manager").await;
-    let created = t
-        .call(
-            "POST",
-            "/parse/classes/ValidationLog",
-            "gxp",
-            Some(&token),
-            Some(validation_log()),
-        )
-        .await;
+    let created = t.create_log(&token).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     for a in [&ok, &missing, &created] {
         assert_eq!(header(a, "access-control-allow-origin"), Some("*"));

@@ -8,7 +8,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{validation_log, Answer, PASSWORD, T};
+use common::{Answer, PASSWORD, T};
 use serde_json::{json, Value};
 
 /// A POST to a `/ledger` route with a session and a JSON body.
@@ -32,15 +32,7 @@ fn payload(e: &ledger::Event) -> Value {
 }
 
 async fn new_log(t: &T, token: &str) -> String {
-    let a = t
-        .call(
-            "POST",
-            "/parse/classes/ValidationLog",
-            "gxp",
-            Some(token),
-            Some(validation_log()),
-        )
-        .await;
+    let a = t.create_log(token).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     a.body["objectId"].as_str().unwrap().to_string()
 }

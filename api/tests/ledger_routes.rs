@@ -43,15 +43,7 @@ async fn get_json(t: &T, path: &str, token: Option<&str>) -> (StatusCode, Value)
 /// still) a second one created and the first deleted; answers (first id, second id,
 /// the head before the day's second half).
 async fn story(t: &T, token: &str) -> (String, String, u64) {
-    let a = t
-        .call(
-            "POST",
-            "/parse/classes/ValidationLog",
-            "gxp",
-            Some(token),
-            Some(validation_log()),
-        )
-        .await;
+    let a = t.create_log(token).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     let first = a.body["objectId"].as_str().unwrap().to_string();
     t.clock.advance(1_200_000_000);
@@ -68,15 +60,7 @@ async fn story(t: &T, token: &str) -> (String, String, u64) {
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     let middle = t.head("gxp");
     t.clock.advance(1_200_000_000);
-    let a = t
-        .call(
-            "POST",
-            "/parse/classes/ValidationLog",
-            "gxp",
-            Some(token),
-            Some(validation_log()),
-        )
-        .await;
+    let a = t.create_log(token).await;
     let second = a.body["objectId"].as_str().unwrap().to_string();
     let a = t
         .call(
@@ -432,14 +416,7 @@ async fn checkpoints_and_proofs_verify_offline() {
     }
 
     // The log grows; a new checkpoint extends the old one, provably.
-    t.call(
-        "POST",
-        "/parse/classes/ValidationLog",
-        "gxp",
-        Some(&manager),
-        Some(validation_log()),
-    )
-    .await;
+    t.create_log(&manager).await;
     let a = t
         .call(
             "POST",
@@ -609,15 +586,7 @@ async fn a_scripted_history_reads_back_step_by_step() {
     // The clock starts at 2026-11-23T12:00Z. Steps at 12:00, 14:00, 20:00 (a signature),
     // 22:30 and 23:30 UTC: the last is already 2026-11-24 in Paris (UTC+1), but every
     // step is 2026-11-23 in New York (UTC-5).
-    let a = t
-        .call(
-            "POST",
-            "/parse/classes/ValidationLog",
-            "gxp",
-            Some(&manager),
-            Some(validation_log()),
-        )
-        .await;
+    let a = t.create_log(&manager).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     let id = a.body["objectId"].as_str().unwrap().to_string();
     let path = format!("/parse/classes/ValidationLog/{id}");

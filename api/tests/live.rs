@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::{Body, BodyDataStream};
 use axum::http::{Request, StatusCode};
-use common::{validation_log, T};
+use common::T;
 use serde_json::{json, Value};
 use tokio_stream::StreamExt;
 use tower::ServiceExt;
@@ -89,15 +89,7 @@ async fn subscribe(
 }
 
 async fn create(t: &T, token: &str) -> String {
-    let a = t
-        .call(
-            "POST",
-            "/parse/classes/ValidationLog",
-            "gxp",
-            Some(token),
-            Some(validation_log()),
-        )
-        .await;
+    let a = t.create_log(token).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     a.body["objectId"].as_str().unwrap().to_string()
 }

@@ -7,7 +7,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{validation_log, Answer, T};
+use common::{validation_log, T};
 use serde_json::{json, Value};
 
 const ROLES: [&str; 6] = [
@@ -141,15 +141,7 @@ async fn only_managers_and_qa_reviewers_approve_a_validation_log() {
     let (_, coordinator) = t.session("gxp", "coordinator").await;
     let (_, qa) = t.session("gxp", "qa_reviewer").await;
     let (_, admin) = t.session("gxp", "admin").await;
-    let made = t
-        .call(
-            "POST",
-            "/parse/classes/ValidationLog",
-            "gxp",
-            Some(&coordinator),
-            Some(validation_log()),
-        )
-        .await;
+    let made = t.create_log(&coordinator).await;
     let one = format!(
         "/parse/classes/ValidationLog/{}",
         made.body["objectId"].as_str().unwrap()
@@ -321,28 +313,16 @@ async fn a_role_taken_away_counts_from_the_next_request() {
     let (_, admin) = t.session("gxp", "admin").await;
     // Several requests in the role first, so the server knows the user as a manager.
     for _ in 0..3 {
-        let a = create_log(&t, &manager).await;
+        let a = t.create_log(&manager).await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     }
     let a = t.set_role("gxp", &admin, &manager_id, "auditor").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    let a = create_log(&t, &manager).await;
+    let a = t.create_log(&manager).await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
     // And given back.
     let a = t.set_role("gxp", &admin, &manager_id, "manager").await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    let a = create_log(&t, &manager).await;
+    let a = t.create_log(&manager).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
-}
-
-/// A ValidationLog created in gxp by the holder of `token`.
-async fn create_log(t: &T, token: &str) -> Answer {
-    t.call(
-        "POST",
-        "/parse/classes/ValidationLog",
-        "gxp",
-        Some(token),
-        Some(validation_log()),
-    )
-    .await
 }

@@ -163,6 +163,18 @@ impl T {
         self.send(b.body(body).unwrap()).await
     }
 
+    /// A ValidationLog (`validation_log()`) created in gxp by the holder of `token`.
+    pub async fn create_log(&self, token: &str) -> Answer {
+        self.call(
+            "POST",
+            "/parse/classes/ValidationLog",
+            "gxp",
+            Some(token),
+            Some(validation_log()),
+        )
+        .await
+    }
+
     /// Logs a user in, returning the session token.
     pub async fn login(&self, app: &str, username: &str) -> String {
         let a = self
